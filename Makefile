@@ -1,0 +1,28 @@
+# make install: .venv with the project and its test extras (versions from constraints.txt)
+# make test:    the test suite (installs first if needed); CI runs exactly this through .ci/run
+# make demo:    the offline demo (trains on the bundled digits)
+# make bench:   loss benchmark (forward+backward of every method vs F.cross_entropy)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,plots]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(VENV)/bin/accelerate launch --num_processes 1 scripts/train.py --recipe recipes/demo_lsr_os_tc.yaml
+
+bench: install
+	$(PY) scripts/bench.py loss
+
+clean:
+	rm -rf $(VENV) *.egg-info outputs
