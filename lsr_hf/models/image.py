@@ -1,0 +1,66 @@
+"""Image classifiers: any timm model as a ``transformers`` model (``TimmWrapperForImageClassification``)."""
+
+from __future__ import annotations
+
+import timm
+from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
+
+from lsr_hf.models.config import ModelConfig
+
+
+def check_timm_name(name: str, pretrained: bool) -> None:
+    """``ValueError`` if timm does not know ``name`` or, with ``pretrained``, has no weights for it."""
+    if not timm.is_model(name):
+        raise ValueError(
+            f"name must be a timm model name (see timm.list_models(); the cifar_* models need "
+            f"`import lsr_hf.models`), got {name!r}"
+        )
+    if pretrained and not timm.is_model_pretrained(name):
+        raise ValueError(f"pretrained is true but timm has no pretrained weights for {name!r}; set it to false")
+
+
+def label_maps(num_classes: int, id2label: dict[int, str] | None) -> tuple[dict[int, str], dict[str, int]]:
+    """``id2label`` (``LABEL_i`` names when not given) and its inverse, checked against ``num_classes``."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if id2label is None:
+        id2label = {i: f"LABEL_{i}" for i in range(num_classes)}
+    id2label = {int(i): str(label) for i, label in id2label.items()}
+    if sorted(id2label) != list(range(num_classes)):
+        raise ValueError(f"id2label must map exactly the class ids 0..{num_classes - 1}, got keys {sorted(id2label)}")
+    label2id = {label: i for i, label in id2label.items()}
+    if len(label2id) != num_classes:
+        raise ValueError(f"id2label must hold distinct class names, got {list(id2label.values())}")
+    return id2label, label2id
+
+
+def build_image_model(
+    cfg: ModelConfig, num_classes: int, id2label: dict[int, str] | None = None
+) -> PreTrainedModel:
+    """A ``TimmWrapperForImageClassification`` around ``timm.create_model(cfg.name, ...)``.
+
+    The wrapper's own constructor re-initialises a timm net to N(0, 0.02) (and un-zeroes ResNet's last
+    BatchNorm of each block), so the net is built by timm, with timm's init or, with ``cfg.pretrained``, timm's
+    pretrained weights (Hub download, new ``num_classes`` head), and its state is loaded into the wrapper.
+
+    Input ``pixel_values`` (B, 3, H, W) float, output ``.logits`` (B, num_classes). ``save_pretrained`` writes
+    ``model.safetensors`` and a ``config.json`` (``architecture``, ``model_args``, ``label_names``, timm's
+    ``pretrained_cfg``); ``AutoModelForImageClassification.from_pretrained`` reloads it, for the ``cifar_*``
+    models once ``lsr_hf.models`` is imported.
+    """
+    check_timm_name(cfg.name, cfg.pretrained)
+    id2label, label2id = label_maps(num_classes, id2label)
+    model_args = dict(cfg.timm_kwargs)
+    if cfg.drop_rate:
+        model_args["drop_rate"] = cfg.drop_rate
+    net = timm.create_model(cfg.name, pretrained=cfg.pretrained, num_classes=num_classes, **model_args)
+    config = TimmWrapperConfig(
+        architecture=cfg.name,
+        model_args=model_args or None,
+        id2label=id2label,
+        label2id=label2id,
+        pretrained_cfg=dict(net.pretrained_cfg),  # lets TimmWrapperImageProcessor.from_pretrained(dir) work
+    )
+    model = TimmWrapperForImageClassification(config)
+    model.timm_model.load_state_dict(net.state_dict(), strict=True)
+    return model

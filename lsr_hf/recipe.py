@@ -1,0 +1,619 @@
+"""Recipes: one YAML file describes a whole training job, and it is checked completely before anything runs.
+
+A recipe has six sections, each mapped onto a dataclass (or, for ``training``, onto the keyword arguments of
+``transformers.TrainingArguments``)::
+
+    extends: cifar100_lsr_os_tc.yaml     # optional: a base recipe, relative to this file (chains allowed)
+    data:     {name: cifar100}           # lsr_hf.data.config.DataConfig
+    model:    {name: cifar_resnet18, timm_kwargs: {drop_path_rate: 0.1}}   # lsr_hf.models.config.ModelConfig
+    loss:     {method: lsr_os_tc, alpha: 0.5, temperature: 4.0}          # lsr_hf.losses.OSTCConfig
+    training: {num_train_epochs: 200, learning_rate: 0.1}                # transformers.TrainingArguments
+    schedule: {milestones: [60, 120, 160], gamma: 0.2}                   # lsr_hf.schedule.ScheduleConfig
+    hub:      {push: false}                                              # HubConfig
+
+A child recipe is deep-merged over its base: its keys override the base's, and mappings are merged key by key.
+Command-line overrides (``--set loss.alpha=0.3``) are applied last; their values are read with ``yaml.safe_load``,
+so ``5`` is an int, ``0.3`` a float, ``true`` a bool, ``null`` None and ``[a, b]`` a list. Two YAML 1.1 quirks:
+``1e-3`` (no dot) is read as a string, which a float field accepts as 0.001; an unquoted ``no``/``yes``/``on``/``off``
+is a boolean, so write ``eval_strategy: 'no'`` (the error says so).
+
+Every key is checked against the dataclass it belongs to (names, types from the type hints, and the dataclass's own
+range checks), and the training keys against ``TrainingArguments``, which is built once as a final check. Every
+problem raises :class:`RecipeError` with the recipe path and the dotted key, e.g.
+``recipes/x.yaml: loss.temperature must be > 0, got -1``.
+
+Hub tokens never belong in a recipe (recipes are shared and stored next to results): a key named ``token`` or
+``hub_token`` anywhere is rejected; the token comes from the ``HF_TOKEN`` environment variable or ``hf auth login``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import difflib
+import enum
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from lsr_hf.losses import SMOOTHING_METHODS, OSTCConfig
+from lsr_hf.schedule import ScheduleConfig
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+    from lsr_hf.data.config import DataConfig
+    from lsr_hf.models.config import ModelConfig
+
+__all__ = [
+    "HubConfig",
+    "Recipe",
+    "RecipeError",
+    "add_recipe_arguments",
+    "load_recipe",
+    "recipe_from_args",
+    "write_resolved",
+]
+
+SECTIONS = ("data", "model", "loss", "training", "schedule", "hub")
+EXTENDS_KEY = "extends"
+TOKEN_KEYS = frozenset({"token", "hub_token", "hf_token", "push_to_hub_token"})
+TOKEN_ADVICE = (
+    "tokens do not belong in a recipe (recipes are shared and saved next to the results); remove it and set the "
+    "HF_TOKEN environment variable or run `hf auth login`"
+)
+# TrainingArguments fields that the hub section owns, so that there is one place to say where a model goes
+HUB_OWNED_TRAINING_KEYS = {"push_to_hub": "hub.push", "hub_model_id": "hub.repo_id", "hub_private_repo": "hub.private"}
+SET_ORIGIN = "--set"
+# PyYAML follows YAML 1.1, which reads 1e-3 (no dot) as a string; such a string is accepted for a float field
+_UNDOTTED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+class RecipeError(ValueError):
+    """A recipe is invalid. The message starts with the recipe path and names the offending key."""
+
+
+@dataclass
+class HubConfig:
+    """Where the trained model goes on the Hugging Face Hub. There is deliberately no token field: the token
+    comes from the ``HF_TOKEN`` environment variable or ``hf auth login``."""
+
+    push: bool = field(default=False, metadata={"help": "Push the final model (and checkpoints) to the Hub."})
+    repo_id: str | None = field(default=None, metadata={"help": "Hub repository, 'user/name'; required with push."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+
+    def __post_init__(self) -> None:
+        for name in ("push", "private"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        repo_id = self.repo_id
+        if repo_id is not None and (not isinstance(repo_id, str) or not repo_id or any(c.isspace() for c in repo_id)):
+            raise ValueError(f"repo_id must be a Hub repository id like 'user/name', got {self.repo_id!r}")
+        if self.push and self.repo_id is None:
+            raise ValueError("repo_id is required when push is true (e.g. repo_id: user/resnet18-cifar100-ostc)")
+
+
+@dataclass
+class Recipe:
+    """A validated, fully resolved recipe (base recipes merged, ``--set`` overrides applied)."""
+
+    data: DataConfig
+    model: ModelConfig
+    loss: OSTCConfig
+    training: dict[str, Any]
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    # where it came from; not part of the recipe itself, so a recipe reloaded from write_resolved() compares equal
+    source: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain data (JSON/YAML-serialisable); loading it again gives an equal recipe."""
+        return {
+            "data": _plain(dataclasses.asdict(self.data)),
+            "model": _plain(dataclasses.asdict(self.model)),
+            "loss": _plain(dataclasses.asdict(self.loss)),
+            "training": _plain(self.training),
+            "schedule": _plain(dataclasses.asdict(self.schedule)),
+            "hub": _plain(dataclasses.asdict(self.hub)),
+        }
+
+    def training_arguments(self, **overrides: Any) -> TrainingArguments:
+        """``transformers.TrainingArguments`` from the ``training`` section and the hub section
+        (``push_to_hub``, ``hub_model_id``, ``hub_private_repo``); keyword ``overrides`` win over both."""
+        from transformers import TrainingArguments
+
+        kwargs = copy.deepcopy(self.training)
+        kwargs.update(push_to_hub=self.hub.push, hub_model_id=self.hub.repo_id, hub_private_repo=self.hub.private)
+        kwargs.update(overrides)
+        return TrainingArguments(**kwargs)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Reads, merges and validates a recipe; raises :class:`RecipeError` on any problem, before data is touched.
+
+    Args:
+        path: the recipe YAML file. Its ``extends:`` (if any) is resolved relative to the file's folder.
+        overrides: ``--set`` strings ``SECTION.KEY[.SUBKEY...]=VALUE``, applied in order after merging. A value
+            replaces what was there (a mapping included); set one entry of a mapping with a longer key, e.g.
+            ``model.timm_kwargs.drop_path_rate=0.1``.
+
+    Building ``TrainingArguments`` for the final check touches no network and creates no folder, but, like any
+    ``TrainingArguments``, it sets up accelerate's process state (the distributed group under a launcher).
+    """
+    shown = str(path)
+    raw, origins = _read_with_bases(Path(path), shown)
+    for item in overrides:
+        _apply_override(raw, origins, item, shown)
+    where = _Where(shown, origins)
+
+    types_ = _section_types()
+    data = _build_dataclass(types_["data"], raw.get("data", {}), "data", where)
+    model = _build_dataclass(types_["model"], raw.get("model", {}), "model", where)
+    loss = _build_dataclass(types_["loss"], raw.get("loss", {}), "loss", where)
+    schedule = _build_dataclass(types_["schedule"], raw.get("schedule", {}), "schedule", where)
+    hub = _build_dataclass(types_["hub"], raw.get("hub", {}), "hub", where)
+    training = _check_training(raw.get("training", {}), f"outputs/{Path(path).stem}", where)
+
+    smoothing = training.get("label_smoothing_factor") or 0.0
+    if smoothing > 0 and loss.method in SMOOTHING_METHODS:
+        raise where.error(
+            f"training.label_smoothing_factor={smoothing!r} with loss.method={loss.method!r} would smooth the labels "
+            "twice; remove training.label_smoothing_factor and set the smoothing in the loss section (loss.alpha)",
+            "training.label_smoothing_factor",
+        )
+
+    recipe = Recipe(
+        data=data, model=model, loss=loss, training=training, schedule=schedule, hub=hub, source=shown
+    )
+    try:  # TrainingArguments' own checks (strategies, scheduler names, precision flags, ...); no network
+        recipe.training_arguments()
+    except (ValueError, TypeError, OSError, ImportError) as err:
+        raise RecipeError(f"{shown}: training: {err}") from err
+    return recipe
+
+
+def write_resolved(recipe: Recipe, path: str | Path) -> Path:
+    """Writes the resolved recipe as YAML (e.g. next to the outputs); ``load_recipe`` on it gives an equal recipe."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = recipe.source.replace("\n", " ")
+    header = f"# Resolved recipe (base recipes merged, --set overrides applied) from: {source}\n"
+    path.write_text(header + yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--recipe PATH`` (required), ``--set KEY=VALUE`` (repeatable, dest ``overrides``) and ``--resume``."""
+    parser.add_argument("--recipe", required=True, metavar="PATH", help="Recipe YAML file (see recipes/).")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="Override a recipe value, e.g. --set loss.alpha=0.3 --set training.num_train_epochs=5 "
+        "(values are read as YAML). Repeatable.",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="Resume from the last checkpoint in training.output_dir."
+    )
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The recipe named by parsed :func:`add_recipe_arguments` arguments, with its ``--set`` overrides."""
+    return load_recipe(args.recipe, args.overrides or ())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading files: extends chains, merging, overrides
+
+
+def _section_types() -> dict[str, type]:
+    """The dataclass behind each dataclass-backed section (imported here to keep ``import lsr_hf.recipe`` light)."""
+    from lsr_hf.data.config import DataConfig
+    from lsr_hf.models.config import ModelConfig
+
+    return {
+        "data": DataConfig,
+        "model": ModelConfig,
+        "loss": OSTCConfig,
+        "schedule": ScheduleConfig,
+        "hub": HubConfig,
+    }
+
+
+def _read_with_bases(path: Path, shown: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The recipe with its ``extends`` chain merged in, and the file (as shown to the user) that set each key."""
+    chain: list[tuple[str, dict[str, Any]]] = []  # (shown path, sections), child first
+    visited: list[tuple[Path, str]] = []
+    referrer: str | None = None
+    while True:
+        resolved = path.resolve()
+        if any(resolved == seen for seen, _ in visited):
+            cycle = " -> ".join([s for _, s in visited] + [shown])
+            raise RecipeError(f"{visited[0][1]}: extends cycle: {cycle}")
+        visited.append((resolved, shown))
+        sections = _read_file(path, shown, referrer)
+        base = sections.pop(EXTENDS_KEY, None)
+        chain.append((shown, sections))
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.strip():
+            raise RecipeError(f"{shown}: extends must be the path of a base recipe, got {base!r}")
+        referrer = shown
+        path = path.parent / base
+        shown = os.path.normpath(os.path.join(os.path.dirname(shown), base))
+
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for shown_path, sections in reversed(chain):
+        merged = _deep_merge(merged, sections)
+        _record_origins(sections, shown_path, origins)
+    return merged, origins
+
+
+def _read_file(path: Path, shown: str, referrer: str | None) -> dict[str, Any]:
+    """One recipe file: a mapping of known sections (each a mapping), free of tokens."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if referrer is not None:
+            raise RecipeError(f"{referrer}: extends: base recipe {shown} not found") from None
+        raise RecipeError(f"{shown}: recipe file not found") from None
+    except OSError as err:
+        raise RecipeError(f"{shown}: cannot read the recipe: {err}") from err
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{shown}: not valid YAML: {err}") from err
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise RecipeError(
+            f"{shown}: a recipe must be a mapping of sections ({', '.join(SECTIONS)}), got {_kind(content)}"
+        )
+    _reject_tokens(content, shown, "")
+    sections: dict[str, Any] = {}
+    for key, value in content.items():
+        if key == EXTENDS_KEY:
+            sections[key] = value
+            continue
+        if key not in SECTIONS:
+            raise RecipeError(
+                f"{shown}: unknown top-level key {key!r}{_suggest(str(key), (*SECTIONS, EXTENDS_KEY))}; "
+                f"a recipe has the sections {', '.join(SECTIONS)} and an optional {EXTENDS_KEY}"
+            )
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise RecipeError(f"{shown}: section {key} must be a mapping of keys to values, got {_kind(value)}")
+        sections[key] = value
+    return sections
+
+
+def _reject_tokens(node: Any, shown: str, prefix: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if str(key).lower() in TOKEN_KEYS:
+                raise RecipeError(f"{shown}: {dotted}: {TOKEN_ADVICE}")
+            _reject_tokens(value, shown, dotted + ".")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _reject_tokens(value, shown, f"{prefix}{index}.")
+
+
+def _deep_merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """A new mapping: ``child`` over ``base``, mappings merged recursively, everything else replaced."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _record_origins(node: Mapping[str, Any], origin: str, origins: dict[str, str], prefix: str = "") -> None:
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            _record_origins(value, origin, origins, dotted + ".")
+        else:
+            origins[dotted] = origin
+
+
+def _apply_override(raw: dict[str, Any], origins: dict[str, str], item: str, shown: str) -> None:
+    """Applies one ``--set SECTION.KEY[.SUBKEY...]=VALUE`` to the merged recipe."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecipeError(f"{shown}: --set {item!r}: expected KEY=VALUE, e.g. --set loss.alpha=0.3")
+    parts = key.split(".")
+    # messages name the key only: the value may be something that must not be printed
+    if len(parts) < 2 or not all(parts):
+        raise RecipeError(f"{shown}: --set {key!r}: the key must be SECTION.NAME, e.g. loss.alpha")
+    if parts[0] not in SECTIONS:
+        raise RecipeError(
+            f"{shown}: --set {key!r}: unknown section {parts[0]!r}{_suggest(parts[0], SECTIONS)}; "
+            f"the sections are {', '.join(SECTIONS)}"
+        )
+    for index, part in enumerate(parts):
+        if part.lower() in TOKEN_KEYS:
+            raise RecipeError(f"{shown}: {'.'.join(parts[: index + 1])}: {TOKEN_ADVICE}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{shown}: --set {key}: the value is not valid YAML: {err}") from err
+    _reject_tokens(value, shown, key + ".")
+
+    node = raw.setdefault(parts[0], {})
+    for depth, part in enumerate(parts[1:-1], start=2):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise RecipeError(f"{shown}: --set {key}: {'.'.join(parts[:depth])} is {_kind(child)}, not a mapping")
+        node = child
+    node[parts[-1]] = value  # replaces the old value, a mapping included (extends merges; --set sets)
+    for stale in [k for k in origins if k.startswith(key + ".")]:
+        del origins[stale]
+    origins[key] = SET_ORIGIN
+    if isinstance(value, dict):
+        _record_origins(value, SET_ORIGIN, origins, key + ".")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# validation
+
+
+@dataclass
+class _Where:
+    """Formats errors: the recipe path first, and where a key came from when that is not the recipe itself."""
+
+    path: str
+    origins: dict[str, str]
+
+    def error(self, message: str, key: str | None = None) -> RecipeError:
+        return RecipeError(f"{self.path}: {message}{self._origin_note(key)}")
+
+    def _origin_note(self, key: str | None) -> str:
+        if key is None:
+            return ""
+        origin = self.origins.get(key)
+        if origin is None:  # a mapping-valued key: name its origin only when all of its entries share one
+            inner = {o for k, o in self.origins.items() if k.startswith(key + ".")}
+            origin = inner.pop() if len(inner) == 1 else None
+        if origin is None or origin == self.path:
+            return ""
+        return " (from --set)" if origin == SET_ORIGIN else f" (set in {origin})"
+
+
+def _build_dataclass(cls: type, values: Mapping[str, Any], dotted: str, where: _Where) -> Any:
+    """Checks ``values`` against the fields and type hints of ``cls`` and constructs it; range errors raised by
+    its ``__post_init__`` come back prefixed with the recipe path and the dotted key."""
+    fields_ = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = _type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        key = f"{dotted}.{name}"
+        if name not in fields_:
+            valid = ", ".join(fields_)
+            raise where.error(f"unknown key {key}{_suggest(str(name), fields_, dotted)}; {dotted} has: {valid}", key)
+        hint = hints.get(name, Any)
+        nested = _dataclass_in(hint)
+        if nested is not None and isinstance(value, dict):
+            kwargs[name] = _build_dataclass(nested, value, key, where)
+        else:
+            kwargs[name] = _check_value(value, hint, key, where)
+    for f in fields_.values():
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise where.error(f"{dotted}.{f.name} is required")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        message = str(err)
+        name = max((n for n in fields_ if re.match(rf"{re.escape(n)}\b", message)), key=len, default=None)
+        if name is None:
+            raise where.error(f"{dotted}: {message}") from err
+        message = _as_written(message, values.get(name))
+        raise where.error(f"{dotted}.{message}", f"{dotted}.{name}") from err
+
+
+def _check_training(values: Mapping[str, Any], default_output_dir: str, where: _Where) -> dict[str, Any]:
+    """The ``training`` section: names and simple types checked against ``transformers.TrainingArguments``."""
+    from transformers import TrainingArguments
+
+    fields_ = [f.name for f in dataclasses.fields(TrainingArguments) if f.init]
+    known = set(fields_)
+    hints = _type_hints(TrainingArguments)
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        key = f"training.{name}"
+        if name in HUB_OWNED_TRAINING_KEYS:
+            raise where.error(f"{key} is set by the hub section: use {HUB_OWNED_TRAINING_KEYS[name]} instead", key)
+        if name not in known:
+            raise where.error(
+                f"unknown key {key}{_suggest(str(name), fields_, 'training')}; "
+                "the training keys are the fields of transformers.TrainingArguments",
+                key,
+            )
+        checked[name] = _check_value(value, hints.get(name, Any), key, where)
+    if checked.get("output_dir") is None:
+        checked["output_dir"] = default_output_dir
+    return checked
+
+
+def _check_value(value: Any, hint: Any, key: str, where: _Where) -> Any:
+    """``value`` if it fits ``hint`` (list→tuple and undotted-exponent strings→float converted), else an error."""
+    ok, converted = _fits(value, hint)
+    if ok:
+        return converted
+    message = f"{key} must be {_describe(hint)}, got {_shown(value)} ({_kind(value)})"
+    if isinstance(value, bool) and _fits("no", hint)[0]:
+        message += "; YAML reads unquoted yes/no/on/off as booleans: quote the text, e.g. 'no'"
+    raise where.error(message, key)
+
+
+def _fits(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether a YAML value fits a type hint, and the value to use. Unknown hints accept anything."""
+    if hint is Any or hint is object or isinstance(hint, (str, typing.ForwardRef, typing.TypeVar)):
+        return True, value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        for arg in args:
+            ok, converted = _fits(value, arg)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is typing.Literal:
+        return any(type(value) is type(a) and value == a for a in args), value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, str) and _UNDOTTED_FLOAT.fullmatch(value.strip()):
+            return True, float(value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool), value
+    if hint is str:
+        return isinstance(value, str), value
+    container = origin or hint
+    if not isinstance(container, type):
+        return True, value
+    if issubclass(container, PurePath):
+        return isinstance(value, (str, PurePath)), container(value) if isinstance(value, (str, PurePath)) else value
+    if issubclass(container, enum.Enum):
+        values = [m.value for m in container]
+        return isinstance(value, container) or any(type(value) is type(v) and value == v for v in values), value
+    if issubclass(container, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        item_hints = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if args and len(item_hints) != len(value):
+            return False, value
+        checked = [_fits(v, h) for v, h in zip(value, item_hints)] if args else [(True, v) for v in value]
+        return all(ok for ok, _ in checked), tuple(v for _, v in checked)
+    if issubclass(container, Mapping):
+        if not isinstance(value, dict):
+            return False, value
+        if len(args) != 2:
+            return True, value
+        checked_items = {k: _fits(v, args[1]) for k, v in value.items()}
+        return all(ok for ok, _ in checked_items.values()), {k: v for k, (_, v) in checked_items.items()}
+    if issubclass(container, (list, Sequence)) and not issubclass(container, (str, bytes)):
+        if not isinstance(value, list):
+            return False, value
+        if not args:
+            return True, value
+        checked = [_fits(v, args[0]) for v in value]
+        return all(ok for ok, _ in checked), [v for _, v in checked]
+    return isinstance(value, container), value
+
+
+def _describe(hint: Any) -> str:
+    """A type hint in words, for error messages."""
+    if hint is Any:
+        return "anything"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        words: list[str] = []
+        for arg in args:
+            if _describe(arg) not in words:
+                words.append(_describe(arg))
+        return " or ".join(words)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(_shown(a) for a in args)
+    simple = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in simple:
+        return simple[hint]
+    container = origin or hint
+    if isinstance(container, type):
+        if issubclass(container, PurePath):
+            return "a path"
+        if issubclass(container, enum.Enum):
+            return "one of " + ", ".join(_shown(m.value) for m in container)
+        if issubclass(container, Mapping):
+            if len(args) == 2 and args[1] is not Any:
+                return f"a mapping whose values are each {_describe(args[1])}"
+            return "a mapping"
+        if issubclass(container, tuple) and args and args[-1] is not Ellipsis:
+            return f"a list of {len(args)} items ({', '.join(_describe(a) for a in args)})"
+        if issubclass(container, (list, tuple, Sequence)):
+            if args and args[0] is not Any:
+                return f"a list whose items are each {_describe(args[0])}"
+            return "a list"
+        return f"a {container.__name__}"
+    return str(hint)
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, in words."""
+    if value is None:
+        return "null"
+    kinds = {
+        bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"
+    }
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in YAML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _as_written(message: str, value: Any) -> str:
+    """Shows an int the user wrote as an int: dataclasses that convert to float report ``-1.0`` for ``-1``."""
+    if type(value) is int:
+        converted = repr(float(value))
+        if message.endswith(converted):
+            return message[: -len(converted)] + repr(value)
+    return message
+
+
+def _suggest(name: str, choices: Sequence[str] | Mapping[str, Any], prefix: str = "") -> str:
+    matches = difflib.get_close_matches(name, list(choices), n=3)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(f"{prefix}.{m}" if prefix else m for m in matches) + "?)"
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError, AttributeError):  # an annotation that cannot be resolved: check what we can
+        return {f.name: f.type for f in dataclasses.fields(cls) if not isinstance(f.type, str)}
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass named by ``hint`` (directly or as ``X | None``), if any."""
+    candidates = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    found = [c for c in candidates if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    return found[0] if len(found) == 1 else None
+
+
+def _plain(value: Any) -> Any:
+    """Plain YAML/JSON data: mappings with string keys, lists, scalars (paths and enums as their values)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    return value

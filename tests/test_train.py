@@ -1,0 +1,216 @@
+"""The training job end to end: scripts/train.py on tiny local datasets in the Hub layouts (image and audio),
+--resume after a crash, 2-process DDP with torchrun, malformed recipes, and the Hub push (mocked)."""
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from data_fixtures import write_gtzan_parquet, write_image_parquet
+from lsr_hf.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_SCRIPT = REPO / "scripts" / "train.py"
+TRAINING = dict(
+    num_train_epochs=2, per_device_train_batch_size=16, per_device_eval_batch_size=32, learning_rate=0.05,
+    optim="sgd", eval_strategy="epoch", save_strategy="epoch", logging_steps=1, report_to="none", use_cpu=True,
+    seed=0, disable_tqdm=True, dataloader_num_workers=0,
+)  # fmt: skip
+LOSS = dict(method="lsr_os_tc", alpha=0.5, temperature=2.0, correct_prob=0.3)
+
+
+def write_recipe(tmp_path: Path, data: dict, model: dict, name="recipe.yaml", **sections) -> Path:
+    recipe = {
+        "data": data,
+        "model": model,
+        "loss": LOSS,
+        "training": {**TRAINING, "output_dir": str(tmp_path / "out")},
+        **sections,
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_recipe(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("image")
+    root = write_image_parquet(tmp / "data", "cifar10", n_per_class=4)  # 40 train (30 after carving), 40 test
+    schedule = {"milestones": [1], "gamma": 0.1}
+    data = {"name": "cifar10", "path": str(root), "validation_fraction": 0.25}
+    return write_recipe(tmp, data, {"name": "resnet10t"}, schedule=schedule)
+
+
+def run_script(*args, launcher=(sys.executable,), timeout=600):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [*launcher, str(TRAIN_SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
+
+
+def read_results(output_dir: Path) -> dict:
+    return json.loads((output_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def image_run(image_recipe):
+    proc = run_script("--recipe", str(image_recipe))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, image_recipe.parent / "out"
+
+
+def test_image_job_writes_results_model_and_card(image_run, image_recipe):
+    proc, out = image_run
+    assert "test accuracy" in proc.stdout
+    results = read_results(out)
+    metrics = results["metrics"]
+    for key in ("test_accuracy", "test_top5_accuracy", "test_ece", "test_nll", "eval_accuracy", "train_loss"):
+        assert 0.0 <= metrics[key] < 10.0, key
+    assert results["recipe"]["loss"] == load_recipe(image_recipe).to_dict()["loss"]
+    assert results["seed"] == 0
+    assert results["dataset"]["sizes"] == {"train": 30, "validation": 10, "test": 40}
+    assert results["environment"]["versions"]["torch"] == version("torch")
+    assert results["environment"]["world_size"] == 1
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    assert "lsr_os_tc" in (out / "README.md").read_text()
+    assert load_recipe(out / "recipe.yaml") == load_recipe(image_recipe)
+
+
+def test_saved_image_model_reloads_and_reproduces_test_accuracy(image_run, image_recipe):
+    from transformers import AutoModelForImageClassification
+
+    import lsr_hf  # noqa: F401  (registers the architectures)
+    from lsr_hf.data import prepare_data
+    from lsr_hf.metrics.functional import accuracy
+
+    _, out = image_run
+    model = AutoModelForImageClassification.from_pretrained(out).eval()
+    data = prepare_data(load_recipe(image_recipe).data)
+    batch = data.eval_collator([data.test[i] for i in range(len(data.test))])
+    with torch.no_grad():
+        logits = model(pixel_values=batch["pixel_values"]).logits
+    assert accuracy(logits.numpy(), batch["labels"].numpy()) == pytest.approx(read_results(out)["metrics"]["test_accuracy"])
+
+
+def test_step_schedule_multiplies_lr_by_gamma_at_the_milestone(image_run):
+    _, out = image_run
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    rates = [r["learning_rate"] for r in history if "learning_rate" in r]
+    # 30 images / batch 16 = 2 steps an epoch; the milestone at epoch 1 divides the rate of the steps of epoch 2
+    # (Trainer logs the rate each step used); no warm-up
+    assert rates == pytest.approx([0.05, 0.05, 0.005, 0.005])
+
+
+def test_audio_job_skips_and_counts_the_corrupt_clip(tmp_path):
+    root = write_gtzan_parquet(tmp_path / "data", n_per_class=2, seconds=1.0, sample_rate=8000, corrupt=1)
+    recipe = write_recipe(
+        tmp_path,
+        {"name": "gtzan", "path": str(root), "sample_rate": 8000, "segment_seconds": 0.5},
+        {"name": "resnet10t", "n_mels": 16, "n_fft": 256, "hop_length": 64},
+    )
+    proc = run_script("--recipe", str(recipe), "--set", "training.num_train_epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = read_results(tmp_path / "out")
+    assert results["dataset"]["num_skipped"] == 1
+    assert results["dataset"]["sizes"]["test"] == 20  # clips: evaluation is clip-level
+    assert results["dataset"]["sizes"]["train"] == 19 * 2  # 19 decodable clips of 1 s → 2 segments of 0.5 s
+    assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
+    assert "pipeline_tag: audio-classification" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_malformed_recipe_exits_before_any_output(tmp_path, image_recipe):
+    recipe = tmp_path / "x.yaml"
+    recipe.write_text(image_recipe.read_text().replace(str(image_recipe.parent / "out"), str(tmp_path / "out")))
+    proc = run_script("--recipe", str(recipe), "--set", "loss.temperature=-1")
+    assert proc.returncode == 2
+    assert f"{recipe}: loss.temperature must be > 0, got -1" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = run_script("--recipe", str(recipe), "--set", "loss.smothing=0.1")
+    assert proc.returncode == 2 and "loss.smothing" in proc.stderr
+
+
+class CrashAfterFirstCheckpoint:
+    """A TrainerCallback that kills the run right after the first checkpoint is written."""
+
+    def __getattr__(self, name):
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_save(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt("simulated crash after the first checkpoint")
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, image_recipe):
+    from lsr_hf.train import run
+
+    whole = load_recipe(image_recipe, [f"training.output_dir={tmp_path / 'whole'}"])
+    crashed = load_recipe(image_recipe, [f"training.output_dir={tmp_path / 'crashed'}"])
+    reference = run(whole)
+    with pytest.raises(KeyboardInterrupt):
+        run(crashed, callbacks=[CrashAfterFirstCheckpoint()])
+    assert [p.name for p in (tmp_path / "crashed").glob("checkpoint-*")] == ["checkpoint-2"]
+    assert not (tmp_path / "crashed" / "results.json").exists()
+    resumed = run(crashed, resume=True)
+    assert resumed["resumed_from"].endswith("checkpoint-2")
+    for key in ("test_accuracy", "test_loss", "test_nll", "test_ece", "eval_loss"):
+        assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], rel=1e-5, abs=1e-6), key
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, image_recipe):
+    from lsr_hf.train import run
+
+    recipe = load_recipe(image_recipe, [f"training.output_dir={tmp_path / 'none'}"])
+    with pytest.raises(ValueError, match="no checkpoint"):
+        run(recipe, resume=True)
+
+
+def test_two_process_ddp_with_torchrun(tmp_path, image_recipe):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    proc = run_script(
+        "--recipe", str(image_recipe), "--set", f"training.output_dir={out}",
+        launcher=(str(torchrun), "--standalone", "--nproc_per_node", "2"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = read_results(out)
+    assert results["environment"]["world_size"] == 2
+    state = json.loads((out / "trainer_state.json").read_text())
+    # 30 images over 2 ranks × batch 16: 1 step an epoch (2 in one process), 2 epochs
+    assert state["global_step"] == 2
+    assert results["dataset"]["sizes"]["test"] == 40
+    assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
+
+
+def test_hub_push_uploads_folder_without_token(tmp_path, image_recipe, monkeypatch):
+    import huggingface_hub
+
+    from lsr_hf.train import run
+
+    calls = {}
+
+    class FakeRepo:
+        repo_id = "someone/tiny-ostc"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create", (repo_id, kw)) and FakeRepo())
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.setdefault("upload", kw))
+    secret = "hf_" + "x" * 30
+    monkeypatch.setenv("HF_TOKEN", secret)
+    recipe = load_recipe(
+        image_recipe,
+        [f"training.output_dir={tmp_path / 'push'}", "training.num_train_epochs=1", "hub.push=true",
+         "hub.repo_id=someone/tiny-ostc", "hub.private=true"],
+    )  # fmt: skip
+    run(recipe)
+    assert calls["create"] == ("someone/tiny-ostc", {"private": True, "exist_ok": True})
+    assert Path(calls["upload"]["folder_path"]) == tmp_path / "push"
+    assert "checkpoint-*" in calls["upload"]["ignore_patterns"]
+    for path in (tmp_path / "push").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
