@@ -1,7 +1,7 @@
 """The training job: ``run(recipe)`` does what ``scripts/train.py`` (and ``scripts/sweep.py``) run.
 
 Order, as in HF's example scripts: seed → data → model → OSTCTrainer → train (or resume) → save → evaluate on the
-validation and test splits → ``results.json`` and model card → push to the Hub when the recipe asks.
+validation and test splits → ``results.json``, the test logits and the model card → push to the Hub when the recipe asks.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -31,6 +32,7 @@ from lsr_hf.trainer import OSTCTrainer
 
 logger = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "test_predictions.npz"  # test logits and labels (np.load(..., allow_pickle=False))
 PACKAGES = ("lsr-hf", "torch", "transformers", "accelerate", "timm", "datasets", "evaluate", "torchaudio")
 
 
@@ -116,7 +118,9 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
     trainer.save_state()
     metrics: dict[str, Any] = dict(train_result.metrics)
     metrics.update(trainer.evaluate(data.validation, metric_key_prefix="eval"))
-    metrics.update(trainer.evaluate(data.test, metric_key_prefix="test"))
+    test = trainer.predict(data.test, metric_key_prefix="test")
+    trainer.log(test.metrics)  # adds test_ce / test_kl, and puts the test metrics in the logs
+    metrics.update(test.metrics)
 
     results = {
         "metrics": metrics,
@@ -136,6 +140,8 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
     }
     if trainer.is_world_process_zero():
         (output_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        logits = test.predictions[0] if isinstance(test.predictions, tuple) else test.predictions
+        np.savez(output_dir / PREDICTIONS_FILE, logits=logits.astype(np.float32), labels=test.label_ids)
         write_model_card(output_dir, recipe, results)
         if recipe.hub.push:
             _push_to_hub(output_dir, recipe)

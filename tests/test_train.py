@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -70,7 +71,7 @@ def test_image_job_writes_results_model_and_card(image_run, image_recipe):
     assert "test accuracy" in proc.stdout
     results = read_results(out)
     metrics = results["metrics"]
-    for key in ("test_accuracy", "test_top5_accuracy", "test_ece", "test_nll", "eval_accuracy", "train_loss"):
+    for key in ("test_accuracy", "test_top5_accuracy", "test_ece", "test_nll", "test_ce", "eval_accuracy", "train_loss"):
         assert 0.0 <= metrics[key] < 10.0, key
     assert results["recipe"]["loss"] == load_recipe(image_recipe).to_dict()["loss"]
     assert results["seed"] == 0
@@ -96,6 +97,9 @@ def test_saved_image_model_reloads_and_reproduces_test_accuracy(image_run, image
     with torch.no_grad():
         logits = model(pixel_values=batch["pixel_values"]).logits
     assert accuracy(logits.numpy(), batch["labels"].numpy()) == pytest.approx(read_results(out)["metrics"]["test_accuracy"])
+    saved = np.load(out / "test_predictions.npz", allow_pickle=False)
+    np.testing.assert_array_equal(saved["labels"], batch["labels"].numpy())
+    np.testing.assert_allclose(saved["logits"], logits.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_step_schedule_multiplies_lr_by_gamma_at_the_milestone(image_run):
