@@ -143,91 +143,88 @@ def two_valued_teacher(config: OSTCConfig, num_classes: int) -> tuple[float, flo
     raise ValueError(f"method {config.method!r} has no two-valued teacher")
 
 
-class _TwoValuedTeacherKL(torch.autograd.Function):
-    """Per-sample ``(CE, KL(q ‖ p_τ))`` for a two-valued teacher, with the analytic backward
+class _TwoValuedObjective(torch.autograd.Function):
+    """The reduced objective for a two-valued teacher, ``Σ_i m_i·[(1−α)·CE_i + α·w·KL_i] / D`` (m_i = 0 for ignored
+    rows, D = ``num_items_in_batch`` or Σ_i m_i), with its analytic backward
 
-        ∂CE/∂z = p − y,        ∂KL/∂z = (p_τ − q) / τ,        q = b + (a − b)·y
+        ∂/∂z_i = m_i/D · [(1−α)·(p_i − y_i) + α·w/τ·(p_τ,i − q_i)],        q_i = b + (a − b)·y_i
 
-    (one exp per softmax and one scatter instead of autograd's chain through log_softmax, gather and sum).
-    Forward uses Σ_k q_k log p_τ,k = (a − b)·log p_τ,c + b·Σ_k log p_τ,k since a + (K−1)·b = 1.
+    in one function, so that forward and backward are a few fused passes over the (B, K) logits instead of autograd's
+    chain of small ops. The forward uses Σ_k q_k log p_τ,k = (a − b)·log p_τ,c + b·Σ_k log p_τ,k (a + (K−1)·b = 1).
+    Also returns, without gradient, the sums (Σ m·CE, Σ m·KL, Σ m) for logging.
     """
 
     @staticmethod
-    def forward(ctx, z, labels, tau: float, log_a: float, log_b: float):  # type: ignore[override]
-        num_classes = z.shape[1]
+    def forward(ctx, z, labels, denominator, ce_weight, kl_weight, tau, log_a, log_b):  # type: ignore[override]
         a, b = math.exp(log_a), math.exp(log_b)
-        index = labels[:, None]
+        entropy_term = a * log_a + (z.shape[1] - 1) * b * log_b  # Σ_k q_k log q_k, a constant
+        keep = (labels != IGNORE_INDEX).to(z.dtype)
+        index = labels.clamp(min=0)[:, None]  # ignored rows point at class 0; keep = 0 cancels them
         log_p = torch.log_softmax(z, dim=1)
-        log_p_tau = log_p if tau == 1.0 else torch.log_softmax(z * (1.0 / tau), dim=1)
-        ce = -log_p.gather(1, index).squeeze(1)
-        log_p_tau_c = -ce if tau == 1.0 else log_p_tau.gather(1, index).squeeze(1)
-        entropy_term = a * log_a + (num_classes - 1) * b * log_b  # Σ_k q_k log q_k, a constant
-        kl = entropy_term - (a - b) * log_p_tau_c - b * log_p_tau.sum(1)
-        ctx.save_for_backward(log_p, log_p_tau, index)
-        ctx.constants = (tau, a, b)
-        return ce, kl
+        ce = log_p.gather(1, index).squeeze(1).neg_()
+        if tau == 1.0:
+            log_p_tau, log_p_tau_c = log_p, -ce
+        else:
+            log_p_tau = torch.log_softmax(z * (1.0 / tau), dim=1)
+            log_p_tau_c = log_p_tau.gather(1, index).squeeze(1)
+        kl = log_p_tau.sum(1).mul_(-b).add_(entropy_term).sub_(log_p_tau_c, alpha=a - b)
+        sums = torch.stack((ce, kl, keep)) @ keep  # Σ m·CE, Σ m·KL, Σ m
+        if denominator is None:
+            denominator = sums[2].clamp(min=1.0)
+        total = sums[0].mul(ce_weight).add_(sums[1], alpha=kl_weight).div_(denominator)
+        ctx.save_for_backward(log_p, log_p_tau, index, keep)
+        ctx.constants = (denominator, ce_weight, kl_weight / tau, a, b)
+        ctx.mark_non_differentiable(sums)
+        ctx.set_materialize_grads(False)
+        return total, sums
 
     @staticmethod
-    def backward(ctx, grad_ce, grad_kl):  # type: ignore[override]
-        log_p, log_p_tau, index = ctx.saved_tensors
-        tau, a, b = ctx.constants
-        grad_kl = grad_kl / tau
-        grad = log_p.exp().mul_(grad_ce[:, None])
-        grad.add_(log_p_tau.exp().sub_(b).mul_(grad_kl[:, None]))
-        grad.scatter_add_(1, index, -(grad_ce + (a - b) * grad_kl)[:, None])
-        return grad, None, None, None, None
+    def backward(ctx, grad_total, _grad_sums):  # type: ignore[override]
+        log_p, log_p_tau, index, keep = ctx.saved_tensors
+        denominator, ce_weight, kl_weight_over_tau, a, b = ctx.constants
+        row = (keep * (grad_total / denominator))[:, None]
+        grad = log_p.exp().mul_(row * ce_weight)
+        grad.addcmul_(log_p_tau.exp().sub_(b), row, value=kl_weight_over_tau)
+        grad.scatter_add_(1, index, row * -(ce_weight + (a - b) * kl_weight_over_tau))
+        return grad, None, None, None, None, None, None, None
 
 
-def ostc_per_sample(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    config: OSTCConfig,
-    teacher_logits: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample CE and KL(q ‖ p_τ); rows labelled ``IGNORE_INDEX`` get 0 for both (and no gradient).
-
-    Args:
-        logits: (B, K) student logits of any float dtype (computed in float32; float64 stays float64).
-        labels: (B,) integer class indices in [0, K) or ``IGNORE_INDEX``.
-        teacher_logits: (B, K) real teacher logits, ``kd`` only.
-    Returns:
-        ``(ce, kl)``, each (B,). ``kl`` is zeros for ``ce``.
-    """
+def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig) -> None:
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (batch, num_classes), got {tuple(logits.shape)}")
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
     num_classes = logits.shape[1]
     config.check_num_classes(num_classes)
-    keep = labels != IGNORE_INDEX
-    bad = keep & ((labels < 0) | (labels >= num_classes))
-    if bool(bad.any()):  # one host sync: a clear error instead of a device-side assert
+    # one reduction and one host sync: a clear error instead of a device-side assert
+    low, high = torch.stack(torch.aminmax(labels)).tolist()
+    if low >= 0 and high < num_classes:
+        return
+    bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes))
+    if bool(bad.any()):
         raise ValueError(
             f"labels must be in [0, {num_classes}) or {IGNORE_INDEX} (ignored), got {labels[bad][:5].tolist()}"
         )
-    z = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
+
+
+def _ce_and_teacher_kl(
+    z: torch.Tensor, labels: torch.Tensor, config: OSTCConfig, teacher_logits: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample CE and, for ``kd``, KL(softmax(t/τ) ‖ p_τ); 0 for ignored rows. Plain autograd."""
+    ce = F.cross_entropy(z, labels, reduction="none", ignore_index=IGNORE_INDEX)
     if config.method == "ce":
-        ce = F.cross_entropy(z, labels, reduction="none", ignore_index=IGNORE_INDEX)
         return ce, torch.zeros_like(ce)
-
-    safe_labels = torch.where(keep, labels, 0)
-    if config.method == "kd":
-        if teacher_logits is None:
-            raise ValueError("method 'kd' needs teacher_logits (pass teacher_model= to OSTCTrainer)")
-        if teacher_logits.shape != logits.shape:
-            raise ValueError(
-                f"teacher_logits must have the student's shape {tuple(logits.shape)}, got {tuple(teacher_logits.shape)}"
-            )
-        tau = config.temperature
-        ce = F.cross_entropy(z, labels, reduction="none", ignore_index=IGNORE_INDEX)
-        log_p_tau = F.log_softmax(z / tau, dim=1)
-        log_q = F.log_softmax(teacher_logits.detach().to(z.dtype) / tau, dim=1)
-        kl = F.kl_div(log_p_tau, log_q, reduction="none", log_target=True).sum(1)
-        return ce, kl * keep
-
-    log_a, log_b = two_valued_teacher(config, num_classes)
-    ce, kl = _TwoValuedTeacherKL.apply(z, safe_labels, config.student_temperature, log_a, log_b)
-    return ce * keep, kl * keep
+    if teacher_logits is None:
+        raise ValueError("method 'kd' needs teacher_logits (pass teacher_model= to OSTCTrainer)")
+    if teacher_logits.shape != z.shape:
+        raise ValueError(
+            f"teacher_logits must have the student's shape {tuple(z.shape)}, got {tuple(teacher_logits.shape)}"
+        )
+    tau = config.temperature
+    log_p_tau = F.log_softmax(z / tau, dim=1)
+    log_q = F.log_softmax(teacher_logits.detach().to(z.dtype) / tau, dim=1)
+    kl = F.kl_div(log_p_tau, log_q, reduction="none", log_target=True).sum(1)
+    return ce, kl * (labels != IGNORE_INDEX)
 
 
 class OSTCLoss(nn.Module):
@@ -254,15 +251,25 @@ class OSTCLoss(nn.Module):
         """``total`` (the loss, reduced as in ``forward``) and the batch means of its parts ``ce`` and ``kl``
         (KL(q ‖ p_τ) before its weight α·w), for logging."""
         logits = logits.logits if hasattr(logits, "logits") else logits
-        ce, kl = ostc_per_sample(logits, labels, self.config, teacher_logits)
-        alpha = self.config.effective_alpha
-        per_sample = (1.0 - alpha) * ce
-        if alpha > 0:
-            per_sample = per_sample + alpha * self.config.kl_weight(logits.shape[1]) * kl
-        num_kept = (labels != IGNORE_INDEX).sum().clamp(min=1)
-        denominator = num_kept if num_items_in_batch is None else num_items_in_batch
-        total = per_sample.sum() / denominator
-        return {"total": total, "ce": ce.detach().sum() / num_kept, "kl": kl.detach().sum() / num_kept}
+        _check_inputs(logits, labels, self.config)
+        z = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
+        config, num_classes = self.config, logits.shape[1]
+        alpha = config.effective_alpha
+        kl_weight = alpha * config.kl_weight(num_classes)
+        if config.method in SMOOTHING_METHODS:
+            log_a, log_b = two_valued_teacher(config, num_classes)
+            total, sums = _TwoValuedObjective.apply(
+                z, labels, num_items_in_batch, 1.0 - alpha, kl_weight, config.student_temperature, log_a, log_b
+            )
+            ce_sum, kl_sum, num_kept = sums.unbind()
+        else:
+            ce, kl = _ce_and_teacher_kl(z, labels, config, teacher_logits)
+            num_kept = (labels != IGNORE_INDEX).sum()
+            denominator = num_kept.clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+            total = ((1.0 - alpha) * ce + kl_weight * kl).sum() / denominator
+            ce_sum, kl_sum = ce.detach().sum(), kl.detach().sum()
+        ce_mean, kl_mean = (torch.stack((ce_sum, kl_sum)) / num_kept.clamp(min=1)).unbind()
+        return {"total": total, "ce": ce_mean, "kl": kl_mean}
 
     def forward(
         self,

@@ -29,6 +29,7 @@ __all__ = [
     "expected_calibration_error",
     "negative_log_likelihood",
     "log_softmax",
+    "reliability_bins",
 ]
 
 
@@ -120,6 +121,37 @@ def expected_calibration_error(logits: ArrayLike, labels: ArrayLike, n_bins: int
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    conf, correct, bins = _confidence_bins(logits, labels, n_bins)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    gap = np.bincount(bins, weights=correct - conf, minlength=n_bins)  # |B_b| · (acc(B_b) − conf(B_b))
+    return float(np.abs(gap).sum() / count.sum())
+
+
+def reliability_bins(
+    logits: ArrayLike, labels: ArrayLike, n_bins: int = 15
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin statistics of a reliability diagram, with the bins of :func:`expected_calibration_error`.
+
+    Returns three arrays of length ``n_bins``: ``confidence`` = conf(B_b) (mean max-probability in the bin),
+    ``accuracy`` = acc(B_b) (fraction of correct top-1 predictions in the bin) and ``count`` = |B_b| (int64).
+    Empty bins have count 0 and NaN confidence and accuracy. By construction
+    ``Σ_b count_b · |accuracy_b − confidence_b| / Σ_b count_b`` (over non-empty bins) is the ECE.
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+    conf, correct, bins = _confidence_bins(logits, labels, n_bins)
+    count = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(bins, weights=conf, minlength=n_bins) / count
+        accuracy_ = np.bincount(bins, weights=correct, minlength=n_bins) / count
+    empty = count == 0
+    confidence[empty] = np.nan
+    accuracy_[empty] = np.nan
+    return confidence, accuracy_, count.astype(np.int64)
+
+
+def _confidence_bins(logits: ArrayLike, labels: ArrayLike, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(conf_i, 1[ŷ_i = c_i] as float, bin index of conf_i) for the labelled rows; bins as in the ECE docstring."""
     z, y = _prepare(logits, labels)
     log_p = log_softmax(z)
     conf = np.exp(log_p.max(axis=1))
@@ -128,9 +160,7 @@ def expected_calibration_error(logits: ArrayLike, labels: ArrayLike, n_bins: int
     # searchsorted(side="left") gives i with edges[i-1] < conf <= edges[i]: bin i-1, i.e. the (lo, hi] convention;
     # conf = 0 gives i = 0 and is clipped into the first bin, conf slightly above 1 by rounding into the last.
     bins = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, int(n_bins) - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
-    gap = np.bincount(bins, weights=correct - conf, minlength=n_bins)  # |B_b| · (acc(B_b) − conf(B_b))
-    return float(np.abs(gap).sum() / count.sum())
+    return conf, correct, bins
 
 
 def negative_log_likelihood(logits: ArrayLike, labels: ArrayLike) -> float:
