@@ -2,10 +2,17 @@
 """Benchmarks (not tests).
 
     python scripts/bench.py loss [--device cpu|cuda] [--batch 128] [--classes 100 1000]
+    python scripts/bench.py train [--batch 128 512] [--images 50000] [--smoke]
 
 ``loss``: forward+backward time of every method of ``OSTCLoss`` next to ``F.cross_entropy``, a naive vectorised
 KL (B×K teacher tensor + ``F.kl_div``) and Tf-KD's reference code (a Python loop over the batch builds the teacher),
 measured side by side in one run with ``torch.utils.benchmark``; prints a Markdown table of times and ratios to CE.
+
+``train``: images/s of (a) a minimal pure-PyTorch loop with the uint8 dataset resident on the device and crop/flip
+done there (the limit), (b) lsr_hf's real path (``OSTCTrainer`` fed by ``ImageDataset`` + ``ImageBatchTransform``
+from a ``datasets`` dataset of random 32×32 images) with ``ce`` and (c) the same with ``lsr_os_tc``; CIFAR-stem
+ResNet-18, SGD, bf16 autocast and channels_last on CUDA; prints the ratios (b)/(a) and (c)/(b) per batch size.
+``--smoke`` runs tiny sizes on the CPU (CI checks that the script works, not its figures).
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
@@ -92,6 +101,108 @@ def bench_loss(device: str, batch: int, classes: list[int], min_run_time: float)
     return "\n".join(lines)
 
 
+def random_image_dataset(num_images: int, num_classes: int, seed: int = 0):
+    """A ``datasets`` dataset of random 32×32 RGB images in the CIFAR layout (``image`` + ``labels``)."""
+    from datasets import Dataset, Features, Image, Value
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, num_images)
+    features = Features({"image": Image(), "labels": Value("int64")})
+    return Dataset.from_dict({"image": list(images), "labels": labels.tolist()}, features=features)
+
+
+def limit_loop(model_name, images, labels, batch, steps, warmup, device, num_classes) -> float:
+    """Images/s of a minimal loop: data resident on the device, crop/flip there, SGD, bf16 on CUDA."""
+    import timm
+
+    from lsr_hf.data.image import ImageBatchTransform
+
+    torch.manual_seed(0)
+    model = timm.create_model(model_name, num_classes=num_classes).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    augment = ImageBatchTransform(train=True, mean=(0.5,) * 3, std=(0.25,) * 3)
+    images, labels = images.to(device), labels.to(device)
+    model.train()
+    for step in range(warmup + steps):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        idx = torch.randint(0, images.shape[0], (batch,), device=device)
+        x = augment.transform(images[idx]).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = F.cross_entropy(model(x), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def trainer_path(model_name, dataset, method, batch, steps, warmup, device, workers, num_classes) -> float:
+    """Images/s of OSTCTrainer on lsr_hf's data pipeline (the path ``scripts/train.py`` takes)."""
+    import tempfile
+
+    from transformers import TrainerCallback, TrainingArguments
+
+    from lsr_hf.data.image import ImageBatchTransform
+    from lsr_hf.models import ModelConfig, build_image_model
+    from lsr_hf.trainer import OSTCTrainer
+
+    class Clock(TrainerCallback):
+        start = end = 0.0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in (warmup, warmup + steps):
+                _sync(device)
+                setattr(self, "start" if state.global_step == warmup else "end", time.perf_counter())
+
+    torch.manual_seed(0)
+    model = build_image_model(ModelConfig(name=model_name), num_classes)
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            out, per_device_train_batch_size=batch, max_steps=warmup + steps, learning_rate=0.1, optim="sgd",
+            optim_args="momentum=0.9", weight_decay=5e-4, bf16=device == "cuda", use_cpu=device == "cpu",
+            dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0, report_to="none",
+            save_strategy="no", logging_steps=10**6, disable_tqdm=True, remove_unused_columns=False,
+        )  # fmt: skip
+        cfg = OSTCConfig(method=method, alpha=0.5, temperature=4.0, correct_prob=0.2)
+        collator = ImageBatchTransform(train=True, mean=(0.5,) * 3, std=(0.25,) * 3)
+        OSTCTrainer(model=model, args=args, ostc=cfg, train_dataset=dataset, data_collator=collator,
+                    callbacks=[clock]).train()  # fmt: skip
+    return steps * batch / (clock.end - clock.start)
+
+
+def bench_train(args: argparse.Namespace) -> str:
+    from lsr_hf.data.image import ImageDataset
+
+    device = args.device
+    hf = random_image_dataset(args.images, args.classes)
+    dataset = ImageDataset.from_hf(hf, column="image", label_column="labels")
+    lines = [
+        f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+        f"model {args.model}, {args.images} random 32×32 images, {args.steps} timed steps after {args.warmup}, "
+        f"{args.workers} DataLoader workers",
+        "",
+        "| batch | (a) limit loop img/s | (b) OSTCTrainer ce img/s | (c) OSTCTrainer lsr_os_tc img/s | (b)/(a) | (c)/(b) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for batch in args.batch:
+        a = limit_loop(args.model, dataset.images, dataset.labels, batch, args.steps, args.warmup, device, args.classes)
+        b, c = (
+            trainer_path(args.model, dataset, m, batch, args.steps, args.warmup, device, args.workers, args.classes)
+            for m in ("ce", "lsr_os_tc")
+        )
+        lines.append(f"| {batch} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {c / b:.2f} |")
+    return "\n".join(lines)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,9 +211,24 @@ def main(argv: list[str] | None = None) -> None:
     p_loss.add_argument("--batch", type=int, default=128)
     p_loss.add_argument("--classes", type=int, nargs="+", default=[100, 1000])
     p_loss.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timing per cell")
+    p_train = sub.add_parser("train", help="training images/s: limit loop vs OSTCTrainer (ce, lsr_os_tc)")
+    p_train.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p_train.add_argument("--model", default="cifar_resnet18")
+    p_train.add_argument("--batch", type=int, nargs="+", default=[128, 512])
+    p_train.add_argument("--images", type=int, default=50_000)
+    p_train.add_argument("--classes", type=int, default=100)
+    p_train.add_argument("--steps", type=int, default=100, help="timed optimizer steps")
+    p_train.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    p_train.add_argument("--workers", type=int, default=8, help="DataLoader workers of the Trainer path")
+    p_train.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, not the figures")
     args = parser.parse_args(argv)
     if args.command == "loss":
         print(bench_loss(args.device, args.batch, args.classes, args.min_run_time))
+    elif args.command == "train":
+        if args.smoke:
+            args.device, args.model, args.batch, args.images = "cpu", "resnet10t", [8], 64
+            args.classes, args.steps, args.warmup, args.workers = 10, 2, 1, 0
+        print(bench_train(args))
 
 
 if __name__ == "__main__":

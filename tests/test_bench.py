@@ -1,0 +1,28 @@
+"""scripts/bench.py runs (a smoke test of the benchmark script; its figures are not checked here)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+
+
+def bench(*args):
+    proc = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_loss_benchmark_prints_a_row_per_class_count():
+    out = bench("loss", "--device", "cpu", "--batch", "16", "--classes", "10", "20", "--min-run-time", "0.01")
+    rows = [line for line in out.splitlines() if re.match(r"\| (10|20) \|", line)]
+    assert len(rows) == 2
+    assert all(len(row.split("|")) == 11 for row in rows)  # K, CE time, 5 methods, naive KL, Tf-KD loop
+
+
+def test_train_benchmark_smoke():
+    out = bench("train", "--smoke")
+    row = next(line for line in out.splitlines() if line.startswith("| 8 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 6 and all(float(c.replace(",", "")) > 0 for c in cells[1:])
