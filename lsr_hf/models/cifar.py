@@ -142,6 +142,22 @@ class _ClassifierMixin:
     global_pool: nn.Module
     fc: nn.Module
 
+    def _build_stem(self, in_chans: int, stem_chs: int, num_classes: int, drop_rate: float) -> None:
+        """The 3x3 stride-1 stem and the attributes timm expects, before the stages are added."""
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        self.stem = ConvNormAct(in_chans, stem_chs, 3)
+        self.feature_info = [dict(num_chs=stem_chs, reduction=1, module="stem")]
+
+    def _build_head(self, num_features: int, global_pool: str) -> None:
+        """Global pooling + ``fc`` after the stages, then the weight init of the whole net."""
+        self.num_features = num_features
+        self.global_pool, self.fc = create_classifier(num_features, self.num_classes, pool_type=global_pool)
+        self.head_hidden_size = num_features * self.global_pool.feat_mult()
+        _init_conv_net(self)
+
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
@@ -221,12 +237,7 @@ class CifarShuffleNetV2(_ClassifierMixin, nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-        self.stem = ConvNormAct(in_chans, stem_chs, 3)
-        self.feature_info = [dict(num_chs=stem_chs, reduction=1, module="stem")]
+        self._build_stem(in_chans, stem_chs, num_classes, drop_rate)
         stages, in_chs, reduction = [], stem_chs, 1
         for idx, (chs, depth) in enumerate(zip(stage_chs, stage_depths)):
             units = [_ShuffleUnit(in_chs, chs, 2)] + [_ShuffleUnit(chs, chs, 1) for _ in range(depth - 1)]
@@ -236,10 +247,7 @@ class CifarShuffleNetV2(_ClassifierMixin, nn.Module):
         self.stages = nn.Sequential(*stages)
         self.conv_head = ConvNormAct(in_chs, num_features, 1)
         self.feature_info.append(dict(num_chs=num_features, reduction=reduction, module="conv_head"))
-        self.num_features = num_features
-        self.global_pool, self.fc = create_classifier(num_features, num_classes, pool_type=global_pool)
-        self.head_hidden_size = num_features * self.global_pool.feat_mult()
-        _init_conv_net(self)
+        self._build_head(num_features, global_pool)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_head(self._run_stages(self.stem(x)))
@@ -290,12 +298,7 @@ class CifarGoogLeNet(_ClassifierMixin, nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
-        self.in_chans = in_chans
-        self.drop_rate = drop_rate
-        self.grad_checkpointing = False
-        self.stem = ConvNormAct(in_chans, stem_chs, 3)
-        self.feature_info = [dict(num_chs=stem_chs, reduction=1, module="stem")]
+        self._build_stem(in_chans, stem_chs, num_classes, drop_rate)
         stages, in_chs, reduction = [], stem_chs, 1
         for idx, stage_cfg in enumerate(_GOOGLENET_STAGES):
             layers: list[nn.Module] = []
@@ -308,10 +311,7 @@ class CifarGoogLeNet(_ClassifierMixin, nn.Module):
             stages.append(nn.Sequential(*layers))
             self.feature_info.append(dict(num_chs=in_chs, reduction=reduction, module=f"stages.{idx}"))
         self.stages = nn.Sequential(*stages)
-        self.num_features = in_chs
-        self.global_pool, self.fc = create_classifier(in_chs, num_classes, pool_type=global_pool)
-        self.head_hidden_size = in_chs * self.global_pool.feat_mult()
-        _init_conv_net(self)
+        self._build_head(in_chs, global_pool)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._run_stages(self.stem(x))
