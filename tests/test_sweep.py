@@ -1,0 +1,446 @@
+"""Sweeps (lsr_hf.sweep, scripts/sweep.py): sweep-file validation, grid expansion, run names, planning, a real
+two-run sweep on the demo digits (resume, re-run of a deleted result), and the report from fake results
+(mean ± std, selection by validation accuracy, plots); plus metrics.functional.reliability_bins."""
+
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from transformers import TrainerCallback
+
+from lsr_hf.metrics.functional import expected_calibration_error, reliability_bins
+from lsr_hf.sweep import (
+    SweepError,
+    collect_runs,
+    expand_grids,
+    load_sweep,
+    plan_sweep,
+    run_name,
+    run_sweep,
+    summarize_runs,
+    write_report,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CE = REPO / "recipes" / "demo_ce.yaml"
+TINY = [  # a few seconds per run on a CPU
+    "data.max_train_samples=40",
+    "data.max_eval_samples=40",
+    "training.max_steps=2",
+    "training.per_device_train_batch_size=16",
+    "training.per_device_eval_batch_size=40",
+    "training.save_strategy='no'",
+    "training.eval_strategy='no'",
+    "training.logging_steps=1",
+    "training.use_cpu=true",
+    "training.disable_tqdm=true",
+    "training.dataloader_num_workers=0",
+]
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("sweep_cli", REPO / "scripts" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_sweep(folder: Path, content: dict, name: str = "sweep.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the sweep file, grids, names
+
+
+def test_expand_grids_is_a_union_of_cartesian_products_without_duplicates():
+    grids = [
+        {"model.name": ["a", "b"], "loss.method": ["ce", "lsr"]},
+        {"model.name": ["a", "b"], "loss.method": ["lsr_os"], "loss.alpha": [0.1, 0.9]},
+        {"loss.method": ["ce"], "model.name": ["b", "c"]},  # (b, ce) repeats the first grid in another key order
+    ]
+    configs = expand_grids(grids)
+    expected = [
+        {"model.name": "a", "loss.method": "ce"},
+        {"model.name": "a", "loss.method": "lsr"},
+        {"model.name": "b", "loss.method": "ce"},
+        {"model.name": "b", "loss.method": "lsr"},
+        {"model.name": "a", "loss.method": "lsr_os", "loss.alpha": 0.1},
+        {"model.name": "a", "loss.method": "lsr_os", "loss.alpha": 0.9},
+        {"model.name": "b", "loss.method": "lsr_os", "loss.alpha": 0.1},
+        {"model.name": "b", "loss.method": "lsr_os", "loss.alpha": 0.9},
+        {"loss.method": "ce", "model.name": "c"},
+    ]
+    assert configs == expected
+    assert expand_grids([]) == [{}]
+
+
+def test_run_names_are_readable_stable_and_unique():
+    overrides = {"loss.alpha": 0.5, "loss.method": "lsr_os", "model.name": "resnet10t", "loss.temperature": 4.0}
+    name = run_name(overrides, 2)
+    assert name == "model.name=resnet10t,loss.method=lsr_os,loss.alpha=0.5,loss.temperature=4.0,seed=2"
+    assert run_name(dict(reversed(list(overrides.items()))), 2) == name  # independent of the file's key order
+    assert run_name({}, 0) == "seed=0"
+    # a value with unsafe characters is sanitised and the name gets a hash, so "a/b" and "a:b" stay apart
+    slash, colon = run_name({"data.path": "a/b"}, 0), run_name({"data.path": "a:b"}, 0)
+    assert "/" not in slash and slash.startswith("data.path=a-b,seed=0~") and slash != colon
+    assert run_name({"training.eval_strategy": "no"}, 0) != run_name({"training.eval_strategy": False}, 0)
+    long = run_name({"data.path": "x" * 400}, 0)
+    assert len(long) <= 150 and long == run_name({"data.path": "x" * 400}, 0)
+
+
+def test_load_sweep_resolves_the_recipe_against_the_sweep_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "r.yaml").write_text(DEMO_CE.read_text().replace("extends: base/demo.yaml", ""))
+    path = write_sweep(tmp_path / "sweeps", {"recipe": "../recipes/r.yaml", "seeds": [3, 1]})
+    spec = load_sweep(path)
+    assert Path(spec.recipe).resolve() == (tmp_path / "recipes" / "r.yaml").resolve()
+    assert spec.seeds == (3, 1) and spec.set == () and spec.grids == ()
+    assert spec.output_dir == str(Path("outputs") / "sweeps" / "sweep")  # relative to the working directory
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seed": [0]}, r"unknown key 'seed' \(did you mean seeds\?\)"),
+        ({"seeds": []}, r"seeds must be a non-empty list"),
+        ({"seeds": [0, True]}, r"every seed must be an integer >= 0, got True"),
+        ({"seeds": [1, 1]}, r"lists a seed twice"),
+        ({"grids": []}, r"grids must be a non-empty list"),
+        ({"grids": [{}]}, r"grids\[0\] must be a non-empty mapping"),
+        ({"grids": [{"loss.alpha": []}]}, r"grids\[0\]: loss.alpha must be a non-empty list"),
+        ({"grids": [{"loss.alpha": 0.5}]}, r"grids\[0\]: loss.alpha must be a non-empty list of values"),
+        ({"grids": [{"loss.alpha": [[0.5]]}]}, r"grid values must be numbers, strings, booleans or null"),
+        ({"grids": [{"loss.alpha": [0.5, 0.5]}]}, r"loss.alpha lists 0.5 twice"),
+        ({"grids": [{"los.alpha": [0.5]}]}, r"unknown section 'los' \(did you mean loss\?\)"),
+        ({"grids": [{"alpha": [0.5]}]}, r"the key must be 'section.name'"),
+        ({"grids": [{"training.seed": [1, 2]}]}, r"training.seed is set by the sweep"),
+        ({"set": ["training.output_dir=x"]}, r"training.output_dir is set by the sweep"),
+        ({"set": "loss.alpha=0.3"}, r"set must be a list"),
+        ({"set": ["loss.alpha"]}, r"expected 'section.key=value' strings"),
+        ({"set": ["loss.alpha=0.3"], "grids": [{"loss.alpha": [0.5]}]}, r"loss.alpha is also in set:"),
+        ({"recipe": "missing.yaml"}, r"recipe: .*missing.yaml not found \(the path is relative to the sweep file\)"),
+        ({"recipe": 3}, r"recipe must be the path of a recipe file"),
+    ],
+)
+def test_invalid_sweep_files_are_refused_with_the_key(tmp_path, change, message):
+    content = {"recipe": str(DEMO_CE), "seeds": [0], "grids": [{"loss.method": ["ce"]}], **change}
+    path = write_sweep(tmp_path, content)
+    with pytest.raises(SweepError, match=message) as info:
+        load_sweep(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_every_recipe_is_checked_before_anything_runs(tmp_path):
+    grids = [
+        {"loss.method": ["lsr_os"], "loss.alpha": [0.5, 2.0]},
+        {"loss.method": ["lsr_os_tc"], "loss.correct_prob": [0.05]},
+    ]
+    content = {"recipe": str(DEMO_CE), "output_dir": str(tmp_path / "out"), "seeds": [0, 1], "grids": grids}
+    path = write_sweep(tmp_path, content)
+    with pytest.raises(SweepError) as info:
+        run_sweep(load_sweep(path), echo=lambda line: None)
+    text = str(info.value)
+    assert "4 run(s) have an invalid recipe" in text  # alpha=2.0 and correct_prob=0.05 < 1/K, two seeds each
+    assert (
+        "loss.alpha must be in [0, 1], got 2.0 (from the sweep)  "
+        "[2 run(s), e.g. loss.method=lsr_os,loss.alpha=2.0,seed=0]" in text
+    )
+    assert "loss.correct_prob must be in [1/K, 1) = [0.1, 1) for K = 10 classes, got 0.05  [2 run(s)" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_plan_drops_runs_with_identical_recipes_and_reads_the_state_of_each_folder(tmp_path):
+    grids = [
+        {"loss.method": ["ce", "lsr_os"], "loss.alpha": [0.1, 0.5]},  # ce ignores alpha: one ce run, not two
+        {"loss.method": ["lsr_os"], "loss.alpha": [0.5], "loss.temperature": [4.0]},  # = the base's τ: a duplicate
+    ]
+    out = tmp_path / "out"
+    spec = load_sweep(write_sweep(tmp_path, {"recipe": str(DEMO_CE), "output_dir": str(out), "grids": grids}))
+    runs = plan_sweep(spec)
+    assert [r.name for r in runs] == [
+        "loss.method=ce,loss.alpha=0.1,seed=0",
+        "loss.method=lsr_os,loss.alpha=0.1,seed=0",
+        "loss.method=lsr_os,loss.alpha=0.5,seed=0",
+    ]
+    assert [r.status for r in runs] == ["new"] * 3
+    assert runs[1].recipe.training["output_dir"] == str(out / runs[1].name) and runs[1].recipe.training["seed"] == 0
+    assert runs[1].recipe.loss.alpha == 0.1 and runs[1].recipe.loss.method == "lsr_os"
+    (out / runs[0].name / "checkpoint-7").mkdir(parents=True)
+    (out / runs[1].name).mkdir()
+    assert [r.status for r in plan_sweep(spec)] == ["resume", "restart", "new"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a real sweep: two tiny runs on the demo digits
+
+
+class CountTraining(TrainerCallback):
+    def __init__(self):
+        self.started = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started.append(args.output_dir)
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    content = {
+        "recipe": str(DEMO_CE),
+        "output_dir": str(tmp / "out"),
+        "seeds": [0, 1],
+        "set": [*TINY, "model.name=resnet10t"],
+        "grids": [{"loss.method": ["lsr_os_tc"], "loss.correct_prob": [0.3]}],
+    }
+    path = write_sweep(tmp, content)
+    counter, lines = CountTraining(), []
+    runs = run_sweep(load_sweep(path), callbacks=[counter], echo=lines.append)
+    return path, tmp / "out", runs, counter, lines
+
+
+def test_sweep_trains_each_run_into_its_folder_and_prints_progress(real_sweep):
+    _, out, runs, counter, lines = real_sweep
+    names = ["loss.method=lsr_os_tc,loss.correct_prob=0.3,seed=0", "loss.method=lsr_os_tc,loss.correct_prob=0.3,seed=1"]
+    assert [r.name for r in runs] == names
+    assert counter.started == [str(out / n) for n in names]
+    for seed, name in enumerate(names):
+        results = json.loads((out / name / "results.json").read_text())
+        assert results["seed"] == seed
+        assert results["recipe"]["loss"]["correct_prob"] == 0.3 and results["recipe"]["data"]["max_train_samples"] == 40
+        assert (out / name / "test_predictions.npz").is_file()
+        accuracy = results["metrics"]["test_accuracy"]
+        assert any(line.startswith(f"[{seed + 1}/2] {name}: test accuracy {accuracy:.4f}") for line in lines)
+    assert any(line == f"wrote {out / 'results.md'}" for line in lines)
+
+
+def test_sweep_report_matches_the_results_files(real_sweep):
+    _, out, *_ = real_sweep
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    metrics = [json.loads((folder / "results.json").read_text())["metrics"] for folder in folders]
+    with (out / "results.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["method"] == "lsr_os_tc" and row["backbone"] == "resnet10t" and row["n"] == "2"
+    assert row["seeds"] == "0 1" and row["selected"] == "True"
+    assert row["runs"] == ";".join(folder.name for folder in folders)
+    pairs = [("test_accuracy", "test_accuracy"), ("test_ece", "test_ece"), ("val_accuracy", "eval_accuracy")]
+    for column, key in pairs:
+        values = [m[key] for m in metrics]
+        assert float(row[f"{column}_mean"]) == pytest.approx(sum(values) / 2)
+        assert float(row[f"{column}_std"]) == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+    assert (out / "reliability_resnet10t.png").stat().st_size > 1000
+    assert not list(out.glob("heatmap_*.png"))  # one (α, τ) point: no heatmap
+
+
+def test_sweep_resumes_and_reruns_only_a_deleted_result(real_sweep):
+    path, out, runs, _, _ = real_sweep
+    counter, lines = CountTraining(), []
+    again = run_sweep(load_sweep(path), callbacks=[counter], echo=lines.append, report=False)
+    assert counter.started == [] and [r.status for r in again] == ["done", "done"]
+    assert lines[0].endswith("(2 done, 0 to resume, 0 to restart, 0 new)")
+
+    kept = out / runs[0].name / "results.json"
+    kept_before = kept.read_bytes(), kept.stat().st_mtime_ns
+    deleted = out / runs[1].name / "results.json"
+    first_metrics = json.loads(deleted.read_text())["metrics"]
+    deleted.unlink()
+    counter = CountTraining()
+    again = run_sweep(load_sweep(path), callbacks=[counter], echo=lambda line: None, report=False)
+    assert [r.status for r in again] == ["done", "restart"]
+    assert counter.started == [str(out / runs[1].name)]
+    assert (kept.read_bytes(), kept.stat().st_mtime_ns) == kept_before
+    # the re-run is seeded like the first one, whatever ran before it in this process
+    metrics = json.loads(deleted.read_text())["metrics"]
+    assert metrics["test_accuracy"] == first_metrics["test_accuracy"]
+    assert metrics["test_nll"] == pytest.approx(first_metrics["test_nll"], rel=1e-4)
+
+
+def test_finished_runs_from_another_recipe_are_not_silently_reused(real_sweep, tmp_path, monkeypatch):
+    path, out, *_ = real_sweep
+    content = yaml.safe_load(path.read_text())
+    content["set"] = [s for s in content["set"] if not s.startswith("training.max_steps")] + ["training.max_steps=3"]
+    changed = write_sweep(tmp_path, content)
+    with pytest.raises(SweepError, match=r"was made from a different recipe than the one planned now \(differs in "
+                       r"training.max_steps: "):
+        plan_sweep(load_sweep(changed))
+    # the same runs seen through another path to their folder (relative, not absolute) are still done
+    content["set"] = yaml.safe_load(path.read_text())["set"]
+    monkeypatch.chdir(out.parent)
+    content["output_dir"] = out.name
+    assert {r.status for r in plan_sweep(load_sweep(write_sweep(tmp_path, content)))} == {"done"}
+
+
+def test_cli_dry_run_validates_and_writes_nothing(real_sweep, tmp_path, capsys):
+    path, *_ = real_sweep
+    cli = load_cli()
+    assert cli.main(["run", str(path), "--dry-run", "--output-dir", str(tmp_path / "fresh")]) == 0
+    printed = capsys.readouterr().out
+    assert "2 runs in" in printed and "[2/2] new     loss.method=lsr_os_tc,loss.correct_prob=0.3,seed=1" in printed
+    assert not (tmp_path / "fresh").exists()
+
+    bad = write_sweep(tmp_path, {"recipe": str(DEMO_CE), "grids": [{"loss.alpha": [1.5]}]}, "bad.yaml")
+    assert cli.main(["run", str(bad)]) == 2
+    assert "loss.alpha must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "empty")]) == 2
+    assert "no results.json found" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the report, from fake results
+
+
+def fake_run(root: Path, name: str, seed: int, loss: dict, backbone: str, metrics: dict, rng=None) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    recipe = {
+        "data": {"name": "demo"},
+        "model": {"name": backbone},
+        "loss": {
+            "alpha": 0.5, "temperature": 4.0, "correct_prob": 0.2, "teacher_temperature": 20.0, "multiplier": 1.0,
+            **loss,
+        },  # fmt: skip
+        "training": {"num_train_epochs": 5, "seed": seed, "output_dir": str(folder)},
+        "schedule": {"milestones": [], "gamma": 0.1},
+        "hub": {"push": False, "repo_id": None, "private": False},
+    }
+    results = {"metrics": metrics, "recipe": recipe, "seed": seed, "wall_seconds": 10.0}
+    (folder / "results.json").write_text(json.dumps(results))
+    if rng is not None:
+        labels = rng.integers(0, 10, size=50)
+        logits = rng.normal(size=(50, 10)).astype(np.float32) * 3
+        np.savez(folder / "test_predictions.npz", logits=logits, labels=labels)
+
+
+@pytest.fixture
+def fake_sweep(tmp_path):
+    """ce (3 seeds) and an lsr_os (α, τ) grid (2 seeds) on one backbone, an lsr_os_tc grid over a on another.
+
+    lsr_os: (α=0.9, τ=2) has the best validation accuracy, (α=0.1, τ=8) the best test accuracy."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "sweep"
+    values = {}
+
+    def add(name, seed, loss, backbone, val, test, ece, nll, predictions=True):
+        metrics = {"eval_accuracy": val, "eval_nll": 0.3, "test_accuracy": test, "test_ece": ece, "test_nll": nll}
+        fake_run(root, f"{name},seed={seed}", seed, loss, backbone, metrics, rng if predictions else None)
+        values.setdefault(name, []).append(metrics)
+
+    for seed, (val, test) in enumerate([(0.90, 0.91), (0.92, 0.89), (0.94, 0.90)]):
+        add("ce", seed, {"method": "ce"}, "net_a", val, test, 0.05 + seed / 100, 0.4 - seed / 50)
+    lsr_os = {(0.9, 2.0): (0.96, 0.93), (0.9, 8.0): (0.95, 0.94), (0.1, 2.0): (0.93, 0.95), (0.1, 8.0): (0.94, 0.97)}
+    for (alpha, tau), (val, test) in lsr_os.items():
+        for seed in (0, 1):
+            add(f"os{alpha},{tau}", seed, {"method": "lsr_os", "alpha": alpha, "temperature": tau}, "net_a",
+                val + seed / 100, test - seed / 100, 0.02, 0.25, predictions=(alpha, tau) == (0.9, 2.0))  # fmt: skip
+    for a in (0.2, 0.5):
+        for tau in (2.0, 4.0):
+            loss = {"method": "lsr_os_tc", "alpha": 0.5, "temperature": tau, "correct_prob": a}
+            add(f"tc{a},{tau}", 0, loss, "net_b", 0.9 + a / 10 + tau / 100, 0.8, 0.03, 0.3, predictions=False)
+    return root, values
+
+
+def test_report_tables_hold_mean_and_std_over_seeds(fake_sweep):
+    root, values = fake_sweep
+    written = write_report(root)
+    assert root / "results.md" in written and root / "results.csv" in written
+    with (root / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 + 4 + 4
+    ce = next(r for r in rows if r["method"] == "ce")
+    test_accuracy = [m["test_accuracy"] for m in values["ce"]]
+    mean = (0.91 + 0.89 + 0.90) / 3
+    std = math.sqrt(sum((x - mean) ** 2 for x in test_accuracy) / 2)  # sample std, by hand
+    assert float(ce["test_accuracy_mean"]) == pytest.approx(mean)
+    assert float(ce["test_accuracy_std"]) == pytest.approx(std)
+    assert float(ce["test_nll_mean"]) == pytest.approx((0.4 + 0.38 + 0.36) / 3)
+    assert ce["n"] == "3" and ce["seeds"] == "0 1 2" and ce["alpha"] == ""  # ce has no loss parameters
+    md = (root / "results.md").read_text()
+    test_cell = f"{100 * mean:.2f} ± {100 * std:.2f}"
+    row = f"| net_a | ce | — | 1 | 3 | 92.00 ± 2.00 | {test_cell} | 6.00 ± 1.00 | 0.3800 ± 0.0200 |"
+    assert row in md
+
+
+def test_report_chooses_the_setting_by_validation_not_test(fake_sweep):
+    root, _ = fake_sweep
+    configs = summarize_runs(collect_runs(root))
+    chosen = {(c.backbone, c.method): c for c in configs if c.selected}
+    assert set(chosen) == {("net_a", "ce"), ("net_a", "lsr_os"), ("net_b", "lsr_os_tc")}
+    lsr_os = chosen["net_a", "lsr_os"]
+    assert lsr_os.params == {"loss.alpha": 0.9, "loss.temperature": 2.0}  # best val 0.965; best test is α=0.1, τ=8
+    assert lsr_os.setting == "α=0.9, τ=2" and lsr_os.n_settings == 4
+    assert chosen["net_b", "lsr_os_tc"].params == {"loss.alpha": 0.5, "loss.temperature": 4.0, "loss.correct_prob": 0.5}
+    write_report(root)
+    md = (root / "results.md").read_text()
+    summary = md.split("## Summary")[1].split("## All configurations")[0]
+    row = "| net_a | lsr_os | α=0.9, τ=2 | 4 | 2 | 96.50 ± 0.71 | 92.50 ± 0.71 | 2.00 ± 0.00 | 0.2500 ± 0.0000 |"
+    assert row in summary
+    assert "97" not in summary  # the test-best setting (96.50 test) is not what is reported
+    with (root / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    selected = [(r["method"], r["alpha"], r["temperature"]) for r in rows if r["selected"] == "True"]
+    assert ("lsr_os", "0.9", "2.0") in selected and len(selected) == 3
+
+
+def test_validation_ties_are_broken_by_validation_nll(tmp_path):
+    for name, tau, nll, test in [("first", 2.0, 0.4, 0.99), ("second", 8.0, 0.2, 0.90)]:
+        metrics = {"eval_accuracy": 0.95, "eval_nll": nll, "test_accuracy": test, "test_ece": 0.1, "test_nll": 0.3}
+        fake_run(tmp_path, name, 0, {"method": "lsr_os", "temperature": tau}, "net", metrics)
+    (chosen,) = [c for c in summarize_runs(collect_runs(tmp_path)) if c.selected]
+    assert chosen.params["loss.temperature"] == 8.0 and chosen.n_settings == 2
+
+
+def test_report_plots(fake_sweep):
+    import matplotlib.image
+
+    root, _ = fake_sweep
+    (root / "heatmap_lsr_os_gone.png").write_bytes(b"stale")  # a plot of runs that are no longer there
+    written = {p.name for p in write_report(root)}
+    assert not (root / "heatmap_lsr_os_gone.png").exists()
+    assert {"heatmap_lsr_os_net_a.png", "heatmap_lsr_os_tc_net_b.png", "reliability_net_a.png"} <= written
+    assert "reliability_net_b.png" not in written  # net_b's runs saved no predictions
+    for name in ("heatmap_lsr_os_net_a.png", "heatmap_lsr_os_tc_net_b.png", "reliability_net_a.png"):
+        image = matplotlib.image.imread(root / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+    md = (root / "results.md").read_text()
+    assert "![heatmap_lsr_os_net_a](heatmap_lsr_os_net_a.png)" in md
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reliability_bins
+
+
+def confident(p: float, correct: bool) -> tuple[list[float], int]:
+    """Logits of a 2-class row whose max probability is p, and a label that makes it right or wrong."""
+    return [math.log(p), math.log(1 - p)], 0 if correct else 1
+
+
+def test_reliability_bins_by_hand():
+    rows = [confident(0.95, True), confident(0.85, False), confident(0.55, True), confident(0.65, True)]
+    logits = np.array([r[0] for r in rows] + [[0.0, 1.0]])
+    labels = np.array([r[1] for r in rows] + [-100])  # the last row is ignored
+    confidence, accuracy, count = reliability_bins(logits, labels, n_bins=5)  # bins of width 0.2
+    np.testing.assert_array_equal(count, [0, 0, 1, 1, 2])
+    np.testing.assert_allclose(confidence[2:], [0.55, 0.65, 0.9])
+    np.testing.assert_allclose(accuracy[2:], [1.0, 1.0, 0.5])
+    assert np.isnan(confidence[:2]).all() and np.isnan(accuracy[:2]).all()
+    with pytest.raises(ValueError, match="n_bins"):
+        reliability_bins(logits, labels, n_bins=0)
+
+
+def test_reliability_bins_add_up_to_the_ece():
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(300, 7)) * 2, rng.integers(0, 7, size=300)
+    confidence, accuracy, count = reliability_bins(logits, labels)
+    assert count.sum() == 300 and len(count) == 15
+    full = count > 0
+    ece = float(np.sum(count[full] * np.abs(accuracy[full] - confidence[full])) / count.sum())
+    assert ece == pytest.approx(expected_calibration_error(logits, labels))
