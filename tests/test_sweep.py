@@ -14,6 +14,7 @@ import yaml
 from transformers import TrainerCallback
 
 from lsr_hf.metrics.functional import expected_calibration_error, reliability_bins
+from lsr_hf.recipe import load_recipe
 from lsr_hf.sweep import (
     SweepError,
     collect_runs,
@@ -160,9 +161,10 @@ def test_every_recipe_is_checked_before_anything_runs(tmp_path):
 
 
 def test_plan_drops_runs_with_identical_recipes_and_reads_the_state_of_each_folder(tmp_path):
+    base_tau = load_recipe(DEMO_CE).loss.temperature
     grids = [
         {"loss.method": ["ce", "lsr_os"], "loss.alpha": [0.1, 0.5]},  # ce ignores alpha: one ce run, not two
-        {"loss.method": ["lsr_os"], "loss.alpha": [0.5], "loss.temperature": [4.0]},  # = the base's τ: a duplicate
+        {"loss.method": ["lsr_os"], "loss.alpha": [0.5], "loss.temperature": [base_tau]},  # the base's τ: a duplicate
     ]
     out = tmp_path / "out"
     spec = load_sweep(write_sweep(tmp_path, {"recipe": str(DEMO_CE), "output_dir": str(out), "grids": grids}))
