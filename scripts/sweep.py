@@ -7,7 +7,7 @@
 ``run`` validates every run's recipe first, then trains the runs that have no results.json yet, one after the
 other in this process (a finished run is skipped, an interrupted one resumes or restarts), printing k/N, the run
 name and its test accuracy, and ends by writing the report. ``report`` regenerates DIR/results.md, DIR/results.csv
-and the plots from the finished runs under DIR. The sweep-file format is in ``lsr_hf/sweep.py``. An invalid sweep
+and the plots from the finished runs under DIR. The sweep-file format is in ``lsr_hf/sweep/__init__.py``. An invalid sweep
 file or recipe exits with status 2 before anything is trained.
 """
 

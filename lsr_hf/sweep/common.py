@@ -1,0 +1,98 @@
+"""What the sweep modules share: file names, the loss parameters of each method, helpers on recipe dicts."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+RESULTS_FILE = "results.json"  # written by lsr_hf.train.run
+PREDICTIONS_FILE = "test_predictions.npz"  # idem: test logits and labels
+SWEEP_KEYS = ("recipe", "output_dir", "seeds", "set", "grids")
+RUN_OWNED_KEYS = ("training.output_dir", "training.seed")  # set per run by the sweep
+NAME_FIRST_KEYS = ("data.name", "model.name", "loss.method")  # run names start with these, the rest alphabetical
+MAX_NAME_LENGTH = 150
+DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
+
+# report: the loss hyperparameters each method uses (the others are ignored by the objective)
+METHOD_ORDER = ("ce", "lsr", "tfkd", "lsr_os", "lsr_os_tc", "kd")
+METHOD_PARAMS: dict[str, tuple[str, ...]] = {
+    "ce": (),
+    "lsr": ("alpha",),
+    "tfkd": ("alpha", "teacher_temperature", "multiplier"),
+    "lsr_os": ("alpha", "temperature"),
+    "lsr_os_tc": ("alpha", "temperature", "correct_prob"),
+    "kd": ("alpha", "temperature"),
+}
+LOSS_PARAMS = ("alpha", "temperature", "correct_prob", "teacher_temperature", "multiplier")
+PARAM_SYMBOLS = {
+    "alpha": "α", "temperature": "τ", "correct_prob": "a", "teacher_temperature": "T_t", "multiplier": "mult"
+}  # fmt: skip
+# (results.json metric, CSV column stem, Markdown header, scale for Markdown, decimals)
+METRICS = (
+    ("eval_accuracy", "val_accuracy", "val acc (%)", 100.0, 2),
+    ("test_accuracy", "test_accuracy", "test acc (%)", 100.0, 2),
+    ("test_ece", "test_ece", "test ECE (%)", 100.0, 2),
+    ("test_nll", "test_nll", "test NLL", 1.0, 4),
+)
+STAT_METRICS = (*(m[0] for m in METRICS), "eval_nll")  # eval_nll breaks ties in the selection
+# recipe entries that differ between the runs of one configuration, or that do not change what is trained
+BOOKKEEPING_KEYS = ("training.output_dir", "training.seed", "training.logging_dir", "training.run_name")
+BOOKKEEPING_SECTIONS = ("hub",)
+HEATMAP_METHODS = ("lsr_os", "lsr_os_tc", "kd")
+RELIABILITY_BINS = 15
+
+
+class SweepError(ValueError):
+    """A sweep file, a sweep plan or a results folder is invalid; the message says which file and key."""
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    if is_number(value):
+        return (0, float(value))
+    return (1, json.dumps(value, sort_keys=True))
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def recipe_view(recipe: Mapping[str, Any], drop: Sequence[str], drop_sections: Sequence[str] = ()) -> dict[str, Any]:
+    """What a recipe dict trains, flattened to dotted keys: without the ``drop`` keys, the ``drop_sections`` and
+    the loss parameters its method does not use (``METHOD_PARAMS``: ce's alpha, lsr's temperature, ...)."""
+    flat = _flatten(json.loads(json.dumps(recipe)))
+    kept = {k: v for k, v in flat.items() if k not in drop and k.split(".")[0] not in drop_sections}
+    used = METHOD_PARAMS.get(str(flat.get("loss.method")))
+    if used is not None:
+        for unused in set(LOSS_PARAMS) - set(used):
+            kept.pop(f"loss.{unused}", None)
+    return kept
+
+
+def recipe_identity(recipe: Mapping[str, Any], drop: Sequence[str], drop_sections: Sequence[str] = ()) -> str:
+    """A canonical text of :func:`recipe_view`: equal for recipes that train the same thing."""
+    return json.dumps(recipe_view(recipe, drop, drop_sections), sort_keys=True)
+
+
+def compact_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

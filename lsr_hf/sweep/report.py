@@ -1,0 +1,177 @@
+"""The report of a sweep folder: ``results.md`` and ``results.csv``, plus the plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, RESULTS_FILE, SweepError
+from lsr_hf.sweep.plots import write_heatmaps, write_reliability
+from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
+
+
+def write_report(directory: str | os.PathLike[str]) -> list[Path]:
+    """Regenerates the report of every finished run under ``directory`` (from ``results.json`` and
+    ``test_predictions.npz`` alone) and returns the paths written:
+
+    * ``results.csv``: one row per configuration (runs equal up to seed): dataset, backbone, method, setting, the
+      loss parameters the method uses, any other recipe keys that differ between configurations, n, seeds, mean and
+      sample std (ddof = 1) of validation accuracy, test accuracy, test ECE and test NLL (fractions, nats),
+      ``selected`` (the setting chosen for its method × backbone by mean validation accuracy), ``n_settings`` and the
+      run folders.
+    * ``results.md``: the summary (one row per method × backbone: the validation-selected setting and its test
+      numbers), then every configuration, as mean ± std over seeds, accuracies and ECE in %.
+    * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
+      points: mean test accuracy over α (rows) × τ (columns), one panel per value of the other parameters (lsr_os_tc:
+      one panel per correct_prob a), the validation-selected setting outlined; skipped without (α, τ) variation.
+    * ``reliability_<backbone>.png``: a reliability diagram (15 equal-width confidence bins), one curve per method
+      at its selected setting with the test predictions of all its seeds pooled, and the ECE of the pooled
+      predictions in the legend; methods without saved predictions are left out.
+
+    With several datasets under ``directory`` the plot names get a ``<dataset>_`` prefix after the plot kind.
+    Plots left by an earlier report (``heatmap_*.png``, ``reliability_*.png`` in ``directory``) are replaced.
+    Plots need matplotlib (the ``plots`` extra); without it the tables are still written.
+    """
+    root = Path(directory)
+    records = collect_runs(root)
+    if not records:
+        raise SweepError(f"{root}: no {RESULTS_FILE} found under this folder (no finished runs)")
+    configs = summarize_runs(records)
+    written = [_write_csv(root / "results.csv", root, configs)]
+    for stale in [*root.glob("heatmap_*.png"), *root.glob("reliability_*.png")]:  # from an earlier report
+        stale.unlink()
+    plots: list[Path] = []
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        plots_note = "matplotlib is not installed (pip install 'lsr-hf[plots]'): no plots"
+    else:
+        plots_note = ""
+        several = len({c.dataset for c in configs}) > 1
+        plots += write_heatmaps(root, configs, several)
+        plots += write_reliability(root, configs, several)
+    written.append(_write_markdown(root / "results.md", root, records, configs, plots, plots_note))
+    return written + plots
+
+
+def _format_stat(mean: float, std: float, scale: float, decimals: int) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    text = f"{mean * scale:.{decimals}f}"
+    return text + (f" ± {std * scale:.{decimals}f}" if math.isfinite(std) else "")
+
+
+def _other_keys(configs: Sequence[ConfigResult]) -> list[str]:
+    keys: list[str] = []
+    for config in configs:
+        keys += [k for k in config.params if not k.startswith("loss.") and k not in keys]
+    return keys
+
+
+def _write_csv(path: Path, root: Path, configs: Sequence[ConfigResult]) -> Path:
+    others = _other_keys(configs)
+    header = ["dataset", "backbone", "method", "setting", *LOSS_PARAMS, *others, "n", "seeds"]
+    for _, column, *_ in METRICS:
+        header += [f"{column}_mean", f"{column}_std"]
+    header += ["selected", "n_settings", "runs"]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for config in configs:
+            row: list[Any] = [config.dataset, config.backbone, config.method, config.setting]
+            row += [_csv_value(config.params.get(f"loss.{p}", "")) for p in LOSS_PARAMS]
+            row += [_csv_value(config.params.get(k, "")) for k in others]
+            row += [config.n, " ".join(str(r.seed) for r in config.runs)]
+            for metric, *_ in METRICS:
+                row += [_csv_value(v) for v in config.stats[metric]]
+            row += [config.selected, config.n_settings, ";".join(str(r.folder.relative_to(root)) for r in config.runs)]
+            writer.writerow(row)
+    return path
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _write_markdown(
+    path: Path,
+    root: Path,
+    records: Sequence[RunRecord],
+    configs: Sequence[ConfigResult],
+    plots: Sequence[Path],
+    plots_note: str,
+) -> Path:
+    several = len({c.dataset for c in configs}) > 1
+    lead = ["dataset"] if several else []
+    metric_headers = [header for _, _, header, *_ in METRICS]
+    minutes = sum(r.wall_seconds for r in records if math.isfinite(r.wall_seconds)) / 60.0
+    datasets = ", ".join(sorted({c.dataset for c in configs}))
+    lines = [
+        f"# Sweep results: {root}",
+        "",
+        f"{len(records)} finished runs in {len(configs)} configurations on {datasets} "
+        f"({minutes:.0f} min of run time in all). Each cell is the mean ± sample standard deviation over the n runs "
+        "(seeds) of a configuration; accuracies and ECE (15 equal-width bins) in %, NLL in nats. "
+        "Regenerate with `python scripts/sweep.py report " + str(root) + "`.",
+        "",
+        "## Summary",
+        "",
+        "One row per method and backbone. Where a method was run with several settings, the setting is **chosen by "
+        "mean validation accuracy** (ties: lower validation NLL) and its test numbers are reported; the test split "
+        "plays no part in the choice.",
+        "",
+        _md_row([*lead, "backbone", "method", "chosen setting", "of", "n", *metric_headers]),
+        _md_row(["---"] * (len(lead) + 5 + len(METRICS))),
+    ]
+    for config in configs:
+        if config.selected:
+            lines.append(
+                _md_row(
+                    [*([config.dataset] if several else []), config.backbone, config.method, config.setting,
+                     str(config.n_settings), str(config.n), *_md_stats(config)]
+                )
+            )  # fmt: skip
+    lines += [
+        "",
+        "## All configurations",
+        "",
+        "✓ marks the setting chosen for its method and backbone.",
+        "",
+        _md_row([*lead, "backbone", "method", "setting", "chosen", "n", *metric_headers]),
+        _md_row(["---"] * (len(lead) + 5 + len(METRICS))),
+    ]
+    for config in configs:
+        lines.append(
+            _md_row(
+                [*([config.dataset] if several else []), config.backbone, config.method, config.setting,
+                 "✓" if config.selected else "", str(config.n), *_md_stats(config)]
+            )
+        )  # fmt: skip
+    lines += ["", "## Plots", ""]
+    if plots_note:
+        lines.append(plots_note)
+    elif not plots:
+        lines.append("No plots: no (α, τ) grid and no saved test predictions.")
+    for plot in plots:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def _md_stats(config: ConfigResult) -> list[str]:
+    return [_format_stat(*config.stats[metric], scale, decimals) for metric, _, _, scale, decimals in METRICS]
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"

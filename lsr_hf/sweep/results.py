@@ -1,0 +1,179 @@
+"""Collecting finished runs, summarising them over seeds, and choosing settings by validation accuracy."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsr_hf.sweep.common import (
+    BOOKKEEPING_KEYS,
+    BOOKKEEPING_SECTIONS,
+    LOSS_PARAMS,
+    METHOD_ORDER,
+    METHOD_PARAMS,
+    PARAM_SYMBOLS,
+    RESULTS_FILE,
+    STAT_METRICS,
+    SweepError,
+    compact_value,
+    is_number,
+    recipe_view,
+    sort_key,
+)
+
+
+@dataclass
+class RunRecord:
+    """One finished run, as read back from its ``results.json``."""
+
+    folder: Path
+    seed: int | None
+    recipe: dict[str, Any]
+    metrics: dict[str, Any]
+    wall_seconds: float = float("nan")
+
+    @property
+    def method(self) -> str:
+        return str(self.recipe.get("loss", {}).get("method", "?"))
+
+    @property
+    def backbone(self) -> str:
+        return str(self.recipe.get("model", {}).get("name", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.recipe.get("data", {}).get("name", "?"))
+
+
+def collect_runs(directory: str | os.PathLike[str]) -> list[RunRecord]:
+    """Every ``results.json`` under ``directory`` (recursively, in path order) as a :class:`RunRecord`."""
+    records = []
+    for path in sorted(Path(directory).rglob(RESULTS_FILE)):
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise SweepError(f"{path}: not valid JSON ({err}); delete it to re-run that run") from err
+        if not isinstance(results, dict) or not isinstance(results.get("recipe"), dict):
+            raise SweepError(f"{path}: not a results.json written by lsr_hf.train.run (no 'recipe' mapping)")
+        records.append(
+            RunRecord(
+                folder=path.parent,
+                seed=results.get("seed"),
+                recipe=results["recipe"],
+                metrics=dict(results.get("metrics") or {}),
+                wall_seconds=float(results.get("wall_seconds", float("nan"))),
+            )
+        )
+    return records
+
+
+@dataclass
+class ConfigResult:
+    """The runs of one configuration (recipes equal up to the seed and the output folder) and their statistics."""
+
+    dataset: str
+    backbone: str
+    method: str
+    params: dict[str, Any]  # what tells this configuration apart: the method's loss parameters + varying keys
+    runs: list[RunRecord]
+    stats: dict[str, tuple[float, float]] = field(default_factory=dict)  # results.json metric -> (mean, std)
+    selected: bool = False
+    n_settings: int = 1  # configurations of this method × backbone (× dataset)
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def setting(self) -> str:
+        """The parameters in words, e.g. ``α=0.5, τ=4, a=0.2`` ('—' for none)."""
+        if not self.params:
+            return "—"
+        return ", ".join(f"{PARAM_SYMBOLS.get(k.removeprefix('loss.'), k)}={compact_value(v)}" for k, v in self.params.items())
+
+    def mean(self, metric: str) -> float:
+        return self.stats.get(metric, (float("nan"), float("nan")))[0]
+
+
+def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
+    """Groups runs that differ only in their seed (and folder) and computes the mean and the sample standard
+    deviation (ddof = 1; NaN for a single run) of each metric over the group; marks the configuration that
+    :func:`select_by_validation` chooses for each method × backbone × dataset.
+
+    Sorted by dataset, backbone, method (``METHOD_ORDER``), then parameters.
+    """
+    groups: dict[str, list[RunRecord]] = {}
+    flat: dict[str, dict[str, Any]] = {}
+    for record in records:
+        view = recipe_view(record.recipe, drop=BOOKKEEPING_KEYS, drop_sections=BOOKKEEPING_SECTIONS)
+        identity = json.dumps(view, sort_keys=True)
+        groups.setdefault(identity, []).append(record)
+        flat.setdefault(identity, view)
+    # non-loss keys that differ between configurations (e.g. a swept number of epochs) are part of the setting
+    all_keys = sorted(set().union(*flat.values())) if flat else []
+    varying = [
+        key
+        for key in all_keys
+        if not key.startswith("loss.")
+        and key not in ("model.name", "data.name")
+        and len({json.dumps(f.get(key, "<unset>"), sort_keys=True) for f in flat.values()}) > 1
+    ]
+    configs = []
+    for identity, runs in groups.items():
+        first = runs[0]
+        loss = first.recipe.get("loss", {})
+        method = first.method
+        params = {f"loss.{p}": loss.get(p) for p in METHOD_PARAMS.get(method, LOSS_PARAMS)}
+        params.update({key: flat[identity].get(key) for key in varying})
+        stats = {}
+        for metric in STAT_METRICS:
+            values = [float(r.metrics[metric]) for r in runs if is_number(r.metrics.get(metric))]
+            mean = statistics.fmean(values) if values else float("nan")
+            std = statistics.stdev(values) if len(values) > 1 else float("nan")
+            stats[metric] = (mean, std)
+        runs_sorted = sorted(runs, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, str(r.folder)))
+        configs.append(
+            ConfigResult(
+                dataset=first.dataset, backbone=first.backbone, method=method, params=params, runs=runs_sorted,
+                stats=stats,
+            )
+        )
+    configs.sort(key=_config_order)
+    for chosen, candidates in select_by_validation(configs).values():
+        chosen.selected = True
+        for config in candidates:
+            config.n_settings = len(candidates)
+    return configs
+
+
+def select_by_validation(
+    configs: Iterable[ConfigResult],
+) -> dict[tuple[str, str, str], tuple[ConfigResult, list[ConfigResult]]]:
+    """For each (dataset, backbone, method): the configuration with the highest mean validation accuracy
+    (``eval_accuracy``; ties → lower mean validation NLL, then the first in order), and all its candidates.
+    Test metrics play no part in the choice."""
+    by_key: dict[tuple[str, str, str], list[ConfigResult]] = {}
+    for config in configs:
+        by_key.setdefault((config.dataset, config.backbone, config.method), []).append(config)
+
+    def score(config: ConfigResult) -> tuple[float, float]:
+        accuracy, nll = config.mean("eval_accuracy"), config.mean("eval_nll")
+        return (-accuracy if math.isfinite(accuracy) else math.inf, nll if math.isfinite(nll) else math.inf)
+
+    out = {}
+    for key, candidates in by_key.items():
+        best = min(range(len(candidates)), key=lambda i: (score(candidates[i]), i))
+        out[key] = (candidates[best], candidates)
+    return out
+
+
+def _config_order(config: ConfigResult) -> tuple[Any, ...]:
+    method_rank = METHOD_ORDER.index(config.method) if config.method in METHOD_ORDER else len(METHOD_ORDER)
+    params = tuple((k, sort_key(v)) for k, v in config.params.items())
+    return (config.dataset, config.backbone, method_rank, config.method, params)
