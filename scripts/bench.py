@@ -12,6 +12,9 @@ measured side by side in one run with ``torch.utils.benchmark``; prints a Markdo
 done there (the limit), (b) lsr_hf's real path (``OSTCTrainer`` fed by ``ImageDataset`` + ``ImageBatchTransform``
 from a ``datasets`` dataset of random 32×32 images) with ``ce`` and (c) the same with ``lsr_os_tc``; CIFAR-stem
 ResNet-18, SGD, bf16 autocast and channels_last on CUDA; prints the ratios (b)/(a) and (c)/(b) per batch size.
+Audio (GTZAN-shaped: random 30 s clips at 22,050 Hz cut into 3 s segments): segments/s (and clips/s) of (a) a
+loop on precomputed log-mel features resident on the device vs (b, c) ``OSTCTrainer`` on lsr_hf's audio path
+(``AudioSegmentDataset`` + ``AudioCollator`` → ``AudioCNNForAudioClassification``, log-mel on the device).
 ``--smoke`` runs tiny sizes on the CPU (CI checks that the script works, not its figures).
 """
 
@@ -140,13 +143,22 @@ def limit_loop(model_name, images, labels, batch, steps, warmup, device, num_cla
 
 
 def trainer_path(model_name, dataset, method, batch, steps, warmup, device, workers, num_classes) -> float:
-    """Images/s of OSTCTrainer on lsr_hf's data pipeline (the path ``scripts/train.py`` takes)."""
+    """Images/s of OSTCTrainer on lsr_hf's image path (``ImageDataset`` + the batched ``ImageBatchTransform``)."""
+    from lsr_hf.data.image import ImageBatchTransform
+    from lsr_hf.models import ModelConfig, build_image_model
+
+    torch.manual_seed(0)
+    model = build_image_model(ModelConfig(name=model_name), num_classes)
+    collator = ImageBatchTransform(train=True, mean=(0.5,) * 3, std=(0.25,) * 3)
+    return _time_trainer(model, dataset, collator, method, batch, steps, warmup, device, workers)
+
+
+def _time_trainer(model, dataset, collator, method, batch, steps, warmup, device, workers) -> float:
+    """Samples/s of ``OSTCTrainer`` (steps ``warmup`` .. ``warmup + steps``), the path ``scripts/train.py`` takes."""
     import tempfile
 
     from transformers import TrainerCallback, TrainingArguments
 
-    from lsr_hf.data.image import ImageBatchTransform
-    from lsr_hf.models import ModelConfig, build_image_model
     from lsr_hf.trainer import OSTCTrainer
 
     class Clock(TrainerCallback):
@@ -157,8 +169,6 @@ def trainer_path(model_name, dataset, method, batch, steps, warmup, device, work
                 _sync(device)
                 setattr(self, "start" if state.global_step == warmup else "end", time.perf_counter())
 
-    torch.manual_seed(0)
-    model = build_image_model(ModelConfig(name=model_name), num_classes)
     clock = Clock()
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
@@ -167,11 +177,72 @@ def trainer_path(model_name, dataset, method, batch, steps, warmup, device, work
             dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0, report_to="none",
             save_strategy="no", logging_steps=10**6, disable_tqdm=True, remove_unused_columns=False,
         )  # fmt: skip
-        cfg = OSTCConfig(method=method, alpha=0.5, temperature=4.0, correct_prob=0.2)
-        collator = ImageBatchTransform(train=True, mean=(0.5,) * 3, std=(0.25,) * 3)
+        cfg = OSTCConfig(method=method)
         OSTCTrainer(model=model, args=args, ostc=cfg, train_dataset=dataset, data_collator=collator,
                     callbacks=[clock]).train()  # fmt: skip
     return steps * batch / (clock.end - clock.start)
+
+
+def audio_limit_loop(backbone, features, labels, batch, steps, warmup, device) -> float:
+    """Segments/s of a minimal loop on precomputed log-mel features resident on the device."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(backbone, in_chans=1, num_classes=int(labels.max()) + 1).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    features, labels = features.to(device), labels.to(device)
+    model.train()
+    for step in range(warmup + steps):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        idx = torch.randint(0, features.shape[0], (batch,), device=device)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = F.cross_entropy(model(features[idx]), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench_audio(args: argparse.Namespace) -> str:
+    from lsr_hf.data.audio import AudioCollator, AudioSegmentDataset, DecodedAudio
+    from lsr_hf.models import ModelConfig, build_audio_model
+
+    sr, seconds, segment = args.sample_rate, args.clip_seconds, args.segment_seconds
+    seg_len, num_segments = round(segment * sr), round(seconds / segment)
+    g = torch.Generator().manual_seed(0)
+    decoded = DecodedAudio(  # what lsr_hf.data.audio.decode_audio gives for these clips (decoding is done once)
+        clips=torch.randn(args.clips, num_segments * seg_len, generator=g) * 0.1,
+        labels=torch.randint(0, 10, (args.clips,), generator=g),
+        lengths=torch.full((args.clips,), num_segments * seg_len),
+        num_segments=num_segments,
+        segment_length=seg_len,
+    )
+    dataset = AudioSegmentDataset(decoded)
+    model_cfg = ModelConfig(name=args.audio_backbone, n_mels=args.n_mels, n_fft=args.n_fft, hop_length=args.hop)
+    frames = 1 + seg_len // args.hop
+    features = torch.randn(len(dataset), 1, args.n_mels, frames, generator=g)
+    seg_labels = torch.randint(0, 10, (len(dataset),), generator=g)
+    lines = [
+        "",
+        f"audio: {args.clips} random {seconds:g} s clips at {sr} Hz → {len(dataset)} segments of {segment:g} s, "
+        f"log-mel {args.n_mels}×{frames}, backbone {args.audio_backbone} (1 channel)",
+        "",
+        "| batch | (a) features loop seg/s | (b) OSTCTrainer ce seg/s | (c) lsr_os_tc seg/s | (b)/(a) | (c)/(b) "
+        "| (b) clips/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for batch in args.audio_batch:
+        a = audio_limit_loop(args.audio_backbone, features, seg_labels, batch, args.steps, args.warmup, args.device)
+        b, c = (
+            _time_trainer(build_audio_model(model_cfg, 10, sr), dataset, AudioCollator(), m, batch, args.steps,
+                          args.warmup, args.device, args.workers)  # fmt: skip
+            for m in ("ce", "lsr_os_tc")
+        )
+        lines.append(f"| {batch} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {c / b:.2f} | {b / num_segments:,.1f} |")
+    return "\n".join(lines)
 
 
 def bench_train(args: argparse.Namespace) -> str:
@@ -220,6 +291,16 @@ def main(argv: list[str] | None = None) -> None:
     p_train.add_argument("--steps", type=int, default=100, help="timed optimizer steps")
     p_train.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     p_train.add_argument("--workers", type=int, default=8, help="DataLoader workers of the Trainer path")
+    p_train.add_argument("--modality", choices=("image", "audio", "both"), default="both")
+    p_train.add_argument("--audio-backbone", default="resnet18")
+    p_train.add_argument("--audio-batch", type=int, nargs="+", default=[64])
+    p_train.add_argument("--clips", type=int, default=200, help="random GTZAN-shaped clips")
+    p_train.add_argument("--clip-seconds", type=float, default=30.0)
+    p_train.add_argument("--segment-seconds", type=float, default=3.0)
+    p_train.add_argument("--sample-rate", type=int, default=22050)
+    p_train.add_argument("--n-mels", type=int, default=128)
+    p_train.add_argument("--n-fft", type=int, default=2048)
+    p_train.add_argument("--hop", type=int, default=512)
     p_train.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, not the figures")
     args = parser.parse_args(argv)
     if args.command == "loss":
@@ -228,7 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.smoke:
             args.device, args.model, args.batch, args.images = "cpu", "resnet10t", [8], 64
             args.classes, args.steps, args.warmup, args.workers = 10, 2, 1, 0
-        print(bench_train(args))
+            args.audio_backbone, args.audio_batch, args.clips, args.clip_seconds = "resnet10t", [4], 4, 2.0
+            args.segment_seconds, args.sample_rate, args.n_mels, args.n_fft, args.hop = 1.0, 8000, 16, 256, 128
+        if args.modality in ("image", "both"):
+            print(bench_train(args))
+        if args.modality in ("audio", "both"):
+            print(bench_audio(args))
 
 
 if __name__ == "__main__":

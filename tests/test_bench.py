@@ -23,6 +23,8 @@ def test_loss_benchmark_prints_a_row_per_class_count():
 
 def test_train_benchmark_smoke():
     out = bench("train", "--smoke")
-    row = next(line for line in out.splitlines() if line.startswith("| 8 |"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert len(cells) == 6 and all(float(c.replace(",", "")) > 0 for c in cells[1:])
+    image = next(line for line in out.splitlines() if line.startswith("| 8 |"))  # smoke: image batch 8
+    audio = next(line for line in out.splitlines() if line.startswith("| 4 |"))  # smoke: audio batch 4
+    for row, columns in ((image, 6), (audio, 7)):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == columns and all(float(c.replace(",", "")) > 0 for c in cells[1:])
