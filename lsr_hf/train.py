@@ -7,13 +7,13 @@ validation and test splits → ``results.json``, the test logits and the model c
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import os
 import platform
 import time
 from collections.abc import Sequence
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ def _environment(world_size: int) -> dict[str, Any]:
     for name in PACKAGES:
         try:
             versions[name] = version(name)
-        except Exception:  # noqa: BLE001 - a missing optional package is just not reported
+        except PackageNotFoundError:
             versions[name] = None
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
     return {"versions": versions, "python": platform.python_version(), "device": device, "world_size": world_size}

@@ -8,8 +8,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-RESULTS_FILE = "results.json"  # written by lsr_hf.train.run
-PREDICTIONS_FILE = "test_predictions.npz"  # idem: test logits and labels
 SWEEP_KEYS = ("recipe", "output_dir", "seeds", "set", "grids")
 RUN_OWNED_KEYS = ("training.output_dir", "training.seed")  # set per run by the sweep
 NAME_FIRST_KEYS = ("data.name", "model.name", "loss.method")  # run names start with these, the rest alphabetical

@@ -11,13 +11,13 @@ import numpy as np
 from lsr_hf.sweep.common import (
     HEATMAP_METHODS,
     PARAM_SYMBOLS,
-    PREDICTIONS_FILE,
     RELIABILITY_BINS,
     UNSAFE_NAME_CHARS,
     compact_value,
     sort_key,
 )
 from lsr_hf.sweep.results import ConfigResult
+from lsr_hf.train import PREDICTIONS_FILE
 
 
 def _plot_name(kind: str, dataset: str, parts: Sequence[str], several_datasets: bool) -> str:

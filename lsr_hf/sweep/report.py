@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, RESULTS_FILE, SweepError
+from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
+from lsr_hf.train import RESULTS_FILE
 
 
 def write_report(directory: str | os.PathLike[str]) -> list[Path]:

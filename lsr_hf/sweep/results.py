@@ -18,7 +18,6 @@ from lsr_hf.sweep.common import (
     METHOD_ORDER,
     METHOD_PARAMS,
     PARAM_SYMBOLS,
-    RESULTS_FILE,
     STAT_METRICS,
     SweepError,
     compact_value,
@@ -26,6 +25,7 @@ from lsr_hf.sweep.common import (
     recipe_view,
     sort_key,
 )
+from lsr_hf.train import RESULTS_FILE
 
 
 @dataclass
@@ -95,7 +95,8 @@ class ConfigResult:
         """The parameters in words, e.g. ``α=0.5, τ=4, a=0.2`` ('—' for none)."""
         if not self.params:
             return "—"
-        return ", ".join(f"{PARAM_SYMBOLS.get(k.removeprefix('loss.'), k)}={compact_value(v)}" for k, v in self.params.items())
+        symbol = lambda key: PARAM_SYMBOLS.get(key.removeprefix("loss."), key)  # noqa: E731
+        return ", ".join(f"{symbol(k)}={compact_value(v)}" for k, v in self.params.items())
 
     def mean(self, metric: str) -> float:
         return self.stats.get(metric, (float("nan"), float("nan")))[0]

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.recipe import Recipe, RecipeError, load_recipe
-from lsr_hf.sweep.common import RESULTS_FILE, SweepError, recipe_identity, recipe_view
+from lsr_hf.sweep.common import SweepError, recipe_identity, recipe_view
 from lsr_hf.sweep.report import write_report
 from lsr_hf.sweep.spec import SweepSpec, expand_grids, run_name, yaml_text
+from lsr_hf.train import RESULTS_FILE
 
 
 @dataclass
