@@ -23,11 +23,13 @@ and the loss needs only ``lse(z)``, ``lse(z/τ)``, ``z_c`` and ``S``: no B×K te
 Its gradient is ∂L/∂z = (1-α)(p - y) + α·w/τ·(p_τ - q). Everything is computed in float32 (bf16/fp16 logits are
 upcast; float64 stays float64) with log-sum-exp, so the loss stays finite for |z| up to 1e4.
 
-This module imports nothing from the rest of the package.
+This module imports nothing from the rest of the package, except ``lsr_hf.fused_loss`` (the optional Triton
+kernels) when ``OSTCConfig.use_triton_kernel`` asks for it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
@@ -75,6 +77,14 @@ class OSTCConfig:
     multiplier: float = field(
         default=1.0, metadata={"help": "> 0: Tf-KD_reg's per-model multiplier of its KL term (tfkd)."}
     )
+    use_triton_kernel: bool = field(
+        default=False,
+        metadata={
+            "help": "Run lsr, tfkd, lsr_os and lsr_os_tc as one fused Triton kernel forward and one backward on CUDA "
+            "(lsr_hf.fused_loss; same values, checked against float64 under Triton's interpreter). Needs triton; "
+            "CPU tensors always take the torch version. Off by default until it is measured on a GPU."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -94,6 +104,10 @@ class OSTCConfig:
         self.correct_prob = _check_number("correct_prob", given)
         if not 0.0 < self.correct_prob < 1.0:
             raise ValueError(f"correct_prob must be in [1/K, 1) (K = number of classes), got {given!r}")
+        if not isinstance(self.use_triton_kernel, bool):
+            raise ValueError(f"use_triton_kernel must be true or false, got {self.use_triton_kernel!r}")
+        if self.use_triton_kernel and importlib.util.find_spec("triton") is None:
+            raise ValueError("use_triton_kernel=True needs the triton package, which is not installed")
 
     def check_num_classes(self, num_classes: int) -> None:
         """Checks what depends on the number of classes K (raises ``ValueError``)."""
@@ -162,7 +176,7 @@ class _TwoValuedObjective(torch.autograd.Function):
         a, b = math.exp(log_a), math.exp(log_b)
         entropy_term = a * log_a + (z.shape[1] - 1) * b * log_b  # Σ_k q_k log q_k, a constant
         keep = (labels != IGNORE_INDEX).to(z.dtype)
-        index = labels.clamp(min=0)[:, None]  # ignored rows point at class 0; keep = 0 cancels them
+        index = labels.clamp(0, z.shape[1] - 1)[:, None]  # ignored rows point at class 0; keep = 0 cancels them
         log_p = torch.log_softmax(z, dim=1)
         ce = log_p.gather(1, index).squeeze(1).neg_()
         if tau == 1.0:
@@ -192,15 +206,13 @@ class _TwoValuedObjective(torch.autograd.Function):
         return grad, None, None, None, None, None, None, None
 
 
-def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig) -> None:
-    if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (batch, num_classes), got {tuple(logits.shape)}")
-    if labels.shape != logits.shape[:1]:
-        raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
-    num_classes = logits.shape[1]
-    config.check_num_classes(num_classes)
-    # one reduction and one host sync: a clear error instead of a device-side assert
-    low, high = torch.stack(torch.aminmax(labels)).tolist()
+def check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    """``ValueError`` unless every label is in [0, ``num_classes``) or ``IGNORE_INDEX``.
+
+    One reduction; for labels on an accelerator also one host sync (a clear error instead of a device-side assert).
+    ``OSTCTrainer`` runs it on the CPU batch in the collator, where it costs nothing, and spares the loss the sync.
+    """
+    low, high = torch.stack(torch.aminmax(labels)).tolist() if labels.numel() else (0, 0)
     if low >= 0 and high < num_classes:
         return
     bad = (labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes))
@@ -208,6 +220,16 @@ def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig
         raise ValueError(
             f"labels must be in [0, {num_classes}) or {IGNORE_INDEX} (ignored), got {labels[bad][:5].tolist()}"
         )
+
+
+def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig, labels_too: bool = True) -> None:
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (batch, num_classes), got {tuple(logits.shape)}")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
+    config.check_num_classes(logits.shape[1])
+    if labels_too:
+        check_labels(labels, logits.shape[1])
 
 
 def _ce_and_teacher_kl(
@@ -236,13 +258,28 @@ class OSTCLoss(nn.Module):
     ``forward`` also takes a model output (anything with ``.logits``) and ``num_items_in_batch``, so it can be given
     to ``transformers.Trainer(compute_loss_func=OSTCLoss(cfg))``. Reduction: the mean over non-ignored rows, or, when
     ``num_items_in_batch`` is given, their sum divided by it (Trainer's gradient-accumulation convention).
+
+    The two-valued methods run as one fused ``autograd.Function``: a few torch ops, or, with
+    ``config.use_triton_kernel`` and CUDA logits, one Triton kernel forward and one backward (``lsr_hf.fused_loss``,
+    the same math).
+
+    Labels must be in [0, K) or -100 (ignored); ``check_labels=True`` checks that on every call (``ValueError``),
+    which on a GPU costs one host sync per call. Pass ``check_labels=False`` where the labels were checked before
+    they reached the device (``OSTCTrainer`` checks them in its collator, see ``lsr_hf.losses.check_labels``).
     """
 
-    def __init__(self, config: OSTCConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: OSTCConfig | None = None,
+        *,
+        check_labels: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__()
         if config is not None and kwargs:
             raise ValueError("pass either an OSTCConfig or its fields as keyword arguments, not both")
         self.config = config if config is not None else OSTCConfig(**kwargs)
+        self.check_labels = bool(check_labels)
 
     def components(
         self,
@@ -254,14 +291,14 @@ class OSTCLoss(nn.Module):
         """``total`` (the loss, reduced as in ``forward``) and the batch means of its parts ``ce`` and ``kl``
         (KL(q ‖ p_τ) before its weight α·w), for logging."""
         logits = logits.logits if hasattr(logits, "logits") else logits
-        _check_inputs(logits, labels, self.config)
+        _check_inputs(logits, labels, self.config, labels_too=self.check_labels)
         z = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
         config, num_classes = self.config, logits.shape[1]
         alpha = config.effective_alpha
         kl_weight = alpha * config.kl_weight(num_classes)
         if config.method in SMOOTHING_METHODS:
             log_a, log_b = two_valued_teacher(config, num_classes)
-            total, sums = _TwoValuedObjective.apply(
+            total, sums = self._objective(z).apply(
                 z, labels, num_items_in_batch, 1.0 - alpha, kl_weight, config.student_temperature, log_a, log_b
             )
             ce_sum, kl_sum, num_kept = sums.unbind()
@@ -273,6 +310,14 @@ class OSTCLoss(nn.Module):
             ce_sum, kl_sum = ce.detach().sum(), kl.detach().sum()
         ce_mean, kl_mean = (torch.stack((ce_sum, kl_sum)) / num_kept.clamp(min=1)).unbind()
         return {"total": total, "ce": ce_mean, "kl": kl_mean}
+
+    def _objective(self, z: torch.Tensor) -> type[torch.autograd.Function]:
+        """The fused Triton objective for CUDA logits when ``config.use_triton_kernel`` is set, else the torch one."""
+        if self.config.use_triton_kernel and z.is_cuda:
+            from lsr_hf.fused_loss import FusedTwoValuedObjective  # imports triton, only when asked for
+
+            return FusedTwoValuedObjective
+        return _TwoValuedObjective
 
     def forward(
         self,

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, TrainerCallback, set_seed
+from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from lsr_hf.data import PreparedData, get_spec, prepare_data
+from lsr_hf.data.image import ImageBatchTransform, ImageCollator
 from lsr_hf.metrics import build_compute_metrics
 from lsr_hf.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
@@ -37,13 +38,28 @@ PACKAGES = ("lsr-hf", "torch", "transformers", "accelerate", "timm", "datasets",
 
 
 class _JobTrainer(OSTCTrainer):
-    """``OSTCTrainer`` plus two things the job needs: ``train_collator`` (augmentation) for the training loader while
-    ``data_collator`` serves evaluation, and the recipe's step schedule (``schedule.milestones``) when it has one."""
+    """``OSTCTrainer`` plus what the job needs:
 
-    def __init__(self, *args: Any, train_collator: Any, schedule: ScheduleConfig, **kwargs: Any) -> None:
+    * ``train_collator`` for the training loader while ``data_collator`` serves evaluation;
+    * ``train_transform`` / ``eval_transform``: applied to the batch's ``pixel_values`` once Trainer has moved the batch
+      to the device (images: DESIGN §4's augmentation in training, normalisation in both, on the GPU when there is
+      one), chosen by whether the model is in training mode;
+    * the recipe's step schedule (``schedule.milestones``) when it has one.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        train_collator: Any,
+        schedule: ScheduleConfig,
+        train_transform: ImageBatchTransform | None = None,
+        eval_transform: ImageBatchTransform | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self._train_collator = train_collator
+        self._train_collator = self.label_checked(train_collator)
         self._schedule = schedule
+        self._transforms = {True: train_transform, False: eval_transform}
 
     def get_train_dataloader(self):
         eval_collator, self.data_collator = self.data_collator, self._train_collator
@@ -51,6 +67,13 @@ class _JobTrainer(OSTCTrainer):
             return super().get_train_dataloader()
         finally:
             self.data_collator = eval_collator
+
+    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs = super()._prepare_inputs(inputs)
+        transform = self._transforms[self.model.training]
+        if transform is not None:
+            inputs["pixel_values"] = transform.transform(inputs["pixel_values"])
+        return inputs
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if not self._schedule.milestones:
@@ -72,6 +95,40 @@ def build_model(recipe: Recipe, data: PreparedData) -> PreTrainedModel:
     if data.modality == "audio":
         return build_audio_model(recipe.model, data.num_classes, data.sample_rate, id2label)
     return build_image_model(recipe.model, data.num_classes, id2label)
+
+
+def _on_device(collator: Any) -> tuple[Any, ImageBatchTransform | None]:
+    """(collator for the DataLoader, transform for the device batch): an ``ImageBatchTransform`` collator is split
+    into ``ImageCollator`` (uint8 batches, a quarter of float32's bytes to pin and copy) and its ``transform``, run
+    after Trainer moved the batch to the GPU; any other collator stays as it is."""
+    if isinstance(collator, ImageBatchTransform):
+        return ImageCollator(), collator
+    return collator, None
+
+
+def build_trainer(
+    recipe: Recipe, data: PreparedData, args: TrainingArguments | None = None, callbacks: Sequence[TrainerCallback] = ()
+) -> _JobTrainer:
+    """The job's trainer for ``recipe`` on ``data``: its model, loss, collators, device transforms and schedule
+    (``args``: the recipe's ``TrainingArguments``, built here when not given)."""
+    if args is None:
+        args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
+    train_collator, train_transform = _on_device(data.train_collator)
+    eval_collator, eval_transform = _on_device(data.eval_collator)
+    return _JobTrainer(
+        model=build_model(recipe, data),
+        args=args,
+        ostc=recipe.loss,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        data_collator=eval_collator,
+        train_collator=train_collator,
+        train_transform=train_transform,
+        eval_transform=eval_transform,
+        schedule=recipe.schedule,
+        compute_metrics=build_compute_metrics(),
+        callbacks=list(callbacks),
+    )
 
 
 def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
@@ -97,20 +154,7 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
 
     with args.main_process_first(desc="loading the dataset"):
         data = prepare_data(recipe.data)
-    model = build_model(recipe, data)
-
-    trainer = _JobTrainer(
-        model=model,
-        args=args,
-        ostc=recipe.loss,
-        train_dataset=data.train,
-        eval_dataset=data.validation,
-        data_collator=data.eval_collator,
-        train_collator=data.train_collator,
-        schedule=recipe.schedule,
-        compute_metrics=build_compute_metrics(),
-        callbacks=list(callbacks),
-    )
+    trainer = build_trainer(recipe, data, args, callbacks)
     if trainer.is_world_process_zero():
         write_resolved(recipe, output_dir / "recipe.yaml")
     train_result = trainer.train(resume_from_checkpoint=checkpoint)

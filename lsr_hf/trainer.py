@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer
 
-from lsr_hf.losses import OSTCConfig, OSTCLoss
+from lsr_hf.losses import OSTCConfig, OSTCLoss, check_labels
 
 
 class OSTCTrainer(Trainer):
@@ -24,7 +25,9 @@ class OSTCTrainer(Trainer):
       with batch 8 × accumulation 1 equals one with batch 4 × accumulation 2;
     * the parts of the loss, ``ce`` and ``kl`` (batch means of CE and of KL(q ‖ p_τ) before its weight α·w), are
       logged beside ``loss`` (``eval_ce``/``eval_kl`` in evaluation);
-    * ``method="kd"`` takes teacher logits from ``teacher_model`` (frozen, eval mode, run under ``no_grad``).
+    * ``method="kd"`` takes teacher logits from ``teacher_model`` (frozen, eval mode, run under ``no_grad``);
+    * labels are checked against the model's ``num_labels`` in the collator (``LabelCheckingCollator``: on the CPU,
+      in the DataLoader workers), not in the loss, where on a GPU the check would cost a host sync every step.
 
     ``args.label_smoothing_factor`` must be 0: Trainer applies it only inside the loss this class replaces, and with a
     smoothing method it would smooth twice. Use ``method="lsr"`` with ``alpha=ε`` for plain label smoothing.
@@ -59,6 +62,9 @@ class OSTCTrainer(Trainer):
         num_labels = _num_labels(self.model)
         if num_labels is not None:
             ostc.check_num_classes(num_labels)
+        if num_labels is not None:  # check labels on the CPU batch instead of syncing with the device in the loss
+            self.data_collator = self.label_checked(self.data_collator)
+            self.compute_loss_func.check_labels = False
         self.teacher_model = None
         if teacher_model is not None:
             teacher_labels = _num_labels(teacher_model)
@@ -73,6 +79,24 @@ class OSTCTrainer(Trainer):
             "train": defaultdict(list),
             "eval": defaultdict(list),
         }
+
+    def label_checked(self, collator: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``collator`` wrapped in a ``LabelCheckingCollator`` for the model's number of classes (as is, when that is
+        unknown or it is wrapped already). Subclasses that build loaders with another collator wrap it with this."""
+        num_labels = _num_labels(self.model)
+        if num_labels is None or collator is None or isinstance(collator, LabelCheckingCollator):
+            return collator
+        return LabelCheckingCollator(collator, num_labels)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """Trainer's estimate (6 × input elements × parameters), with the parameter count taken once instead of on
+        every step (counting walks every module: measurable next to a small model's step)."""
+        main_input = getattr(self.model, "main_input_name", "input_ids")
+        if main_input not in inputs or not hasattr(self.model, "num_parameters"):
+            return 0
+        if getattr(self, "_num_parameters", None) is None:
+            self._num_parameters = self.model.num_parameters(exclude_embeddings=True)
+        return 6 * inputs[main_input].numel() * self._num_parameters
 
     def compute_loss(
         self,
@@ -112,6 +136,25 @@ class OSTCTrainer(Trainer):
             logs.update({f"{prefix}{name}": round(value, 6) for name, value in zip(names, means.tolist())})
             store.clear()
         super().log(logs, start_time)
+
+
+class LabelCheckingCollator:
+    """Runs ``collator``, then ``lsr_hf.losses.check_labels`` on the batch's ``labels`` (``ValueError`` naming the
+    allowed range [0, K) or -100). Runs where the collator runs: in a DataLoader worker, on the CPU, for free."""
+
+    def __init__(self, collator: Callable[[Any], Any], num_classes: int) -> None:
+        self.collator = collator
+        self.num_classes = num_classes
+
+    def __call__(self, features: Any) -> Any:
+        batch = self.collator(features)
+        labels = batch.get("labels") if isinstance(batch, Mapping) else None
+        if labels is not None:
+            check_labels(torch.as_tensor(labels), self.num_classes)
+        return batch
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.collator!r}, num_classes={self.num_classes})"
 
 
 def _num_labels(model: nn.Module) -> int | None:

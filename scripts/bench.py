@@ -9,22 +9,25 @@ KL (B×K teacher tensor + ``F.kl_div``) and Tf-KD's reference code (a Python loo
 measured side by side in one run with ``torch.utils.benchmark``; prints a Markdown table of times and ratios to CE.
 
 ``train``: images/s of (a) a minimal pure-PyTorch loop with the uint8 dataset resident on the device and crop/flip
-done there (the limit), (b) lsr_hf's real path (``OSTCTrainer`` fed by ``ImageDataset`` + ``ImageBatchTransform``
-from a ``datasets`` dataset of random 32×32 images) with ``ce`` and (c) the same with ``lsr_os_tc``; CIFAR-stem
-ResNet-18, SGD, bf16 autocast and channels_last on CUDA; prints the ratios (b)/(a) and (c)/(b) per batch size.
+done there (the limit), (b) the training job's own trainer (``lsr_hf.train.build_trainer`` on a recipe:
+``OSTCTrainer``, uint8 batches fetched with one gather, augmentation on the device) on a ``datasets`` dataset of
+random 32×32 images with ``ce`` and (c) the same with ``lsr_os_tc`` (``--triton``: with the fused Triton loss);
+CIFAR-stem ResNet-18, SGD, bf16 and channels_last on CUDA; prints (b)/(a) and (c)/(b) per batch size.
 Audio (GTZAN-shaped: random 30 s clips at 22,050 Hz cut into 3 s segments): segments/s (and clips/s) of (a) a
-loop on precomputed log-mel features resident on the device vs (b, c) ``OSTCTrainer`` on lsr_hf's audio path
-(``AudioSegmentDataset`` + ``AudioCollator`` → ``AudioCNNForAudioClassification``, log-mel on the device).
+loop on precomputed log-mel features resident on the device vs (b, c) the job on the GTZAN recipe (raw segments
+→ ``AudioCNNForAudioClassification``, log-mel computed in the model, on the device).
 ``--smoke`` runs tiny sizes on the CPU (CI checks that the script works, not its figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -75,12 +78,18 @@ def time_fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, mi
 
 
 def bench_loss(device: str, batch: int, classes: list[int], min_run_time: float) -> str:
+    """Markdown table: forward+backward time of ``F.cross_entropy`` and, as multiples of it, each method as
+    ``OSTCTrainer`` runs it by default (labels checked in the collator: ``check_labels=False``), lsr_os_tc with the
+    fused Triton kernel (``use_triton_kernel=True``; CUDA with triton only, else n/a), lsr_os_tc with the per-call
+    label check, the naive KL and Tf-KD's reference loop."""
+    extra = ["lsr_os_tc triton", "lsr_os_tc + label check", "naive KL", "Tf-KD ref loop"]
+    with_triton = device == "cuda" and importlib.util.find_spec("triton") is not None
     lines = [
         f"device: {torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or 'cpu'} "
         f"({device}), torch {torch.__version__}, threads {torch.get_num_threads()}, B={batch}, float32",
         "",
-        "| K | " + " | ".join(["cross_entropy", *CONFIGS, "naive KL", "Tf-KD ref loop"]) + " |",
-        "|---" * (len(CONFIGS) + 4) + "|",
+        "| K | " + " | ".join(["cross_entropy", *CONFIGS, *extra]) + " |",
+        "|---" * (len(CONFIGS) + len(extra) + 2) + "|",
     ]
     for k in classes:
         g = torch.Generator().manual_seed(0)
@@ -89,15 +98,21 @@ def bench_loss(device: str, batch: int, classes: list[int], min_run_time: float)
         t = torch.randn(batch, k, generator=g).to(device)
         fns = {"cross_entropy": lambda x: F.cross_entropy(x, y)}
         for name, cfg in CONFIGS.items():
-            loss = OSTCLoss(cfg)
+            loss = OSTCLoss(cfg, check_labels=False)
             fns[name] = (lambda x, loss=loss: loss(x, y, teacher_logits=t)) if name == "kd" else (
                 lambda x, loss=loss: loss(x, y)
             )
+        if with_triton:
+            fused = OSTCLoss(replace(CONFIGS["lsr_os_tc"], use_triton_kernel=True), check_labels=False)
+            fns["lsr_os_tc triton"] = lambda x: fused(x, y)
+        checked = OSTCLoss(CONFIGS["lsr_os_tc"])
+        fns["lsr_os_tc + label check"] = lambda x: checked(x, y)
         fns["naive KL"] = lambda x: naive_vectorised_kl(x, y)
         fns["Tf-KD ref loop"] = lambda x: tfkd_reference_loop(x, y)
         times = {name: time_fwd_bwd(fn, z, min_run_time) for name, fn in fns.items()}
         base = times["cross_entropy"]
-        cells = [f"{base * 1e6:.0f} µs"] + [f"{times[n] / base:.2f}×" for n in list(fns)[1:]]
+        names = [*CONFIGS, *extra]
+        cells = [f"{base * 1e6:.0f} µs"] + [f"{times[n] / base:.2f}×" if n in times else "n/a" for n in names]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("cross_entropy: median forward+backward time; other columns: time ÷ cross_entropy's time.")
@@ -115,10 +130,9 @@ def random_image_dataset(num_images: int, num_classes: int, seed: int = 0):
     return Dataset.from_dict({"image": list(images), "labels": labels.tolist()}, features=features)
 
 
-def _timed_sgd_loop(model, inputs_fn, labels, batch, steps, warmup, device) -> float:
-    """Samples/s of a minimal training loop (SGD 0.9, bf16 autocast on CUDA) over data resident on the device:
-    each step draws ``batch`` random indices and trains on ``inputs_fn(indices)``; ``steps`` timed after ``warmup``."""
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+def _timed_loop(model, inputs_fn, labels, batch, steps, warmup, device, optimizer) -> float:
+    """Samples/s of a minimal training loop (bf16 autocast on CUDA) over data resident on the device: each step
+    draws ``batch`` random indices and trains on ``inputs_fn(indices)``; ``steps`` timed after ``warmup``."""
     model.train()
     for step in range(warmup + steps):
         if step == warmup:
@@ -127,17 +141,18 @@ def _timed_sgd_loop(model, inputs_fn, labels, batch, steps, warmup, device) -> f
         idx = torch.randint(0, labels.shape[0], (batch,), device=device)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
             loss = F.cross_entropy(model(inputs_fn(idx)), labels[idx])
-        opt.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        optimizer.step()
     _sync(device)
     return steps * batch / (time.perf_counter() - start)
 
 
 def limit_loop(model_name, images, labels, batch, steps, warmup, device, num_classes) -> float:
-    """Images/s with uint8 images resident on the device and crop/flip done there, channels_last."""
+    """(a) Images/s with uint8 images resident on the device, crop/flip done there, channels_last, SGD."""
     import timm
 
+    import lsr_hf.models  # noqa: F401  (registers the cifar_* models with timm)
     from lsr_hf.data.image import ImageBatchTransform
 
     torch.manual_seed(0)
@@ -148,27 +163,20 @@ def limit_loop(model_name, images, labels, batch, steps, warmup, device, num_cla
     def inputs(idx):
         return augment.transform(images[idx]).contiguous(memory_format=torch.channels_last)
 
-    return _timed_sgd_loop(model, inputs, labels, batch, steps, warmup, device)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    return _timed_loop(model, inputs, labels, batch, steps, warmup, device, sgd)
 
 
-def trainer_path(model_name, dataset, method, batch, steps, warmup, device, workers, num_classes) -> float:
-    """Images/s of OSTCTrainer on lsr_hf's image path (``ImageDataset`` + the batched ``ImageBatchTransform``)."""
-    from lsr_hf.data.image import ImageBatchTransform
-    from lsr_hf.models import ModelConfig, build_image_model
-
-    torch.manual_seed(0)
-    model = build_image_model(ModelConfig(name=model_name), num_classes)
-    collator = ImageBatchTransform(train=True, mean=(0.5,) * 3, std=(0.25,) * 3)
-    return _time_trainer(model, dataset, collator, method, batch, steps, warmup, device, workers)
-
-
-def _time_trainer(model, dataset, collator, method, batch, steps, warmup, device, workers) -> float:
-    """Samples/s of ``OSTCTrainer`` (steps ``warmup`` .. ``warmup + steps``), the path ``scripts/train.py`` takes."""
+def job_speed(recipe_path: str, overrides: list[str], make_data, batch, steps, warmup, device) -> float:
+    """Samples/s of the training job's own trainer (``lsr_hf.train.build_trainer``: OSTCTrainer, the recipe's
+    collators, device transforms, optimizer and TrainingArguments) for ``recipe_path`` with ``overrides``;
+    steps ``warmup`` .. ``warmup + steps`` timed."""
     import tempfile
 
-    from transformers import TrainerCallback, TrainingArguments
+    from transformers import TrainerCallback
 
-    from lsr_hf.trainer import OSTCTrainer
+    from lsr_hf.recipe import load_recipe
+    from lsr_hf.train import build_trainer
 
     class Clock(TrainerCallback):
         start = end = 0.0
@@ -180,31 +188,34 @@ def _time_trainer(model, dataset, collator, method, batch, steps, warmup, device
 
     clock = Clock()
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
-            out, per_device_train_batch_size=batch, max_steps=warmup + steps, learning_rate=0.1, optim="sgd",
-            optim_args="momentum=0.9", weight_decay=5e-4, bf16=device == "cuda", use_cpu=device == "cpu",
-            dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0, report_to="none",
-            save_strategy="no", logging_steps=10**6, disable_tqdm=True, remove_unused_columns=False,
-        )  # fmt: skip
-        cfg = OSTCConfig(method=method)
-        OSTCTrainer(model=model, args=args, ostc=cfg, train_dataset=dataset, data_collator=collator,
-                    callbacks=[clock]).train()  # fmt: skip
+        settings = [
+            f"training.output_dir={out}", f"training.per_device_train_batch_size={batch}",
+            f"training.max_steps={warmup + steps}", "training.eval_strategy='no'", "training.save_strategy='no'",
+            "training.report_to=none", "training.logging_steps=1000000", "training.disable_tqdm=true",
+            *(["training.bf16=true"] if device == "cuda" else ["training.use_cpu=true"]), *overrides,
+        ]  # fmt: skip
+        recipe = load_recipe(recipe_path, settings)
+        torch.manual_seed(0)
+        build_trainer(recipe, make_data(recipe.data), callbacks=[clock]).train()
     return steps * batch / (clock.end - clock.start)
 
 
 def audio_limit_loop(backbone, features, labels, batch, steps, warmup, device) -> float:
-    """Segments/s of a minimal loop on precomputed log-mel features resident on the device."""
+    """(a) Segments/s of a minimal loop on precomputed log-mel features resident on the device (channels_last,
+    AdamW as in the GTZAN recipes)."""
     import timm
 
     torch.manual_seed(0)
-    model = timm.create_model(backbone, in_chans=1, num_classes=int(labels.max()) + 1).to(device)
+    model = timm.create_model(backbone, in_chans=1, num_classes=int(labels.max()) + 1)
+    model = model.to(device, memory_format=torch.channels_last)
     features, labels = features.to(device), labels.to(device)
-    return _timed_sgd_loop(model, lambda idx: features[idx], labels, batch, steps, warmup, device)
+    adamw = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    return _timed_loop(model, lambda idx: features[idx], labels, batch, steps, warmup, device, adamw)
 
 
 def bench_audio(args: argparse.Namespace) -> str:
-    from lsr_hf.data.audio import AudioCollator, AudioSegmentDataset, DecodedAudio
-    from lsr_hf.models import ModelConfig, build_audio_model
+    from lsr_hf.data.audio import DecodedAudio
+    from lsr_hf.data.prepare import audio_data
 
     sr, seconds, segment = args.sample_rate, args.clip_seconds, args.segment_seconds
     seg_len, num_segments = round(segment * sr), round(seconds / segment)
@@ -216,25 +227,35 @@ def bench_audio(args: argparse.Namespace) -> str:
         num_segments=num_segments,
         segment_length=seg_len,
     )
-    dataset = AudioSegmentDataset(decoded)
-    model_cfg = ModelConfig(name=args.audio_backbone, n_mels=args.n_mels, n_fft=args.n_fft, hop_length=args.hop)
+    num_train = args.clips * num_segments
+    triton = f"loss.use_triton_kernel={str(args.triton).lower()}"
     frames = 1 + seg_len // args.hop
-    features = torch.randn(len(dataset), 1, args.n_mels, frames, generator=g)
-    seg_labels = torch.randint(0, 10, (len(dataset),), generator=g)
+    features = torch.randn(num_train, 1, args.n_mels, frames, generator=g)
+    seg_labels = torch.randint(0, 10, (num_train,), generator=g)
+    overrides = [
+        f"model.name={args.audio_backbone}", f"model.n_mels={args.n_mels}", f"model.n_fft={args.n_fft}",
+        f"model.hop_length={args.hop}", f"data.sample_rate={sr}", f"data.segment_seconds={segment}",
+        f"training.dataloader_num_workers={args.workers}",
+    ]  # fmt: skip
+
+    def make_data(cfg):
+        return audio_data({"train": decoded, "validation": decoded, "test": decoded}, cfg)
+
     lines = [
         "",
-        f"audio: {args.clips} random {seconds:g} s clips at {sr} Hz → {len(dataset)} segments of {segment:g} s, "
-        f"log-mel {args.n_mels}×{frames}, backbone {args.audio_backbone} (1 channel)",
+        f"audio: {args.clips} random {seconds:g} s clips at {sr} Hz → {num_train} segments of {segment:g} s, "
+        f"log-mel {args.n_mels}×{frames}, backbone {args.audio_backbone} (1 channel), recipe {args.audio_recipe}, "
+        f"{args.workers} DataLoader workers, {triton}",
         "",
-        "| batch | (a) features loop seg/s | (b) OSTCTrainer ce seg/s | (c) lsr_os_tc seg/s | (b)/(a) | (c)/(b) "
+        "| batch | (a) features loop seg/s | (b) job ce seg/s | (c) job lsr_os_tc seg/s | (b)/(a) | (c)/(b) "
         "| (b) clips/s |",
         "|---|---|---|---|---|---|---|",
     ]
     for batch in args.audio_batch:
         a = audio_limit_loop(args.audio_backbone, features, seg_labels, batch, args.steps, args.warmup, args.device)
         b, c = (
-            _time_trainer(build_audio_model(model_cfg, 10, sr), dataset, AudioCollator(), m, batch, args.steps,
-                          args.warmup, args.device, args.workers)  # fmt: skip
+            job_speed(args.audio_recipe, [*overrides, f"loss.method={m}", triton], make_data, batch, args.steps,
+                      args.warmup, args.device)  # fmt: skip
             for m in ("ce", "lsr_os_tc")
         )
         lines.append(f"| {batch} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {c / b:.2f} | {b / num_segments:,.1f} |")
@@ -242,26 +263,39 @@ def bench_audio(args: argparse.Namespace) -> str:
 
 
 def bench_train(args: argparse.Namespace) -> str:
+    import transformers
+
     from lsr_hf.data.image import ImageDataset
+    from lsr_hf.data.prepare import image_data
 
     device = args.device
     hf = random_image_dataset(args.images, args.classes)
     dataset = ImageDataset.from_hf(hf, column="image", label_column="labels")
+    held_out = ImageDataset(dataset.images[:256], dataset.labels[:256])
+    overrides = [f"model.name={args.model}", f"training.dataloader_num_workers={args.workers}"]
+    triton = f"loss.use_triton_kernel={str(args.triton).lower()}"
+
+    def make_data(cfg):
+        return image_data({"train": dataset, "validation": held_out, "test": held_out}, cfg)
+
     lines = [
         f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch {torch.__version__}, "
-        f"model {args.model}, {args.images} random 32×32 images, {args.steps} timed steps after {args.warmup}, "
-        f"{args.workers} DataLoader workers",
+        f"transformers {transformers.__version__}, model {args.model}, {args.images} random 32×32 images "
+        f"(a `datasets` Image column), recipe {args.recipe}, {args.steps} timed steps after {args.warmup}, "
+        f"{args.workers} DataLoader workers, {triton}",
         "",
-        "| batch | (a) limit loop img/s | (b) OSTCTrainer ce img/s | (c) OSTCTrainer lsr_os_tc img/s | (b)/(a) | (c)/(b) |",
-        "|---|---|---|---|---|---|",
+        "| batch | (a) limit loop img/s | (b) job ce img/s | (c) job lsr_os_tc img/s | (b)/(a) | (c)/(b) "
+        "| (b′) ce + rotation 15° img/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for batch in args.batch:
         a = limit_loop(args.model, dataset.images, dataset.labels, batch, args.steps, args.warmup, device, args.classes)
-        b, c = (
-            trainer_path(args.model, dataset, m, batch, args.steps, args.warmup, device, args.workers, args.classes)
-            for m in ("ce", "lsr_os_tc")
+        b, c, rotated = (
+            job_speed(args.recipe, [*overrides, f"loss.method={m}", f"data.rotation_degrees={deg}", triton], make_data,
+                      batch, args.steps, args.warmup, device)  # fmt: skip
+            for m, deg in (("ce", 0), ("lsr_os_tc", 0), ("ce", 15))
         )
-        lines.append(f"| {batch} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {c / b:.2f} |")
+        lines.append(f"| {batch} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {c / b:.2f} | {rotated:,.0f} |")
     return "\n".join(lines)
 
 
@@ -286,7 +320,9 @@ def main(argv: list[str] | None = None) -> None:
     p_train.add_argument("--classes", type=int, default=100)
     p_train.add_argument("--steps", type=int, default=100, help="timed optimizer steps")
     p_train.add_argument("--warmup", type=int, default=20, help="untimed steps first")
-    p_train.add_argument("--workers", type=int, default=8, help="DataLoader workers of the Trainer path")
+    p_train.add_argument("--workers", type=int, default=4, help="DataLoader workers of the job (the recipes' 4)")
+    p_train.add_argument("--recipe", default="recipes/cifar100_ostc.yaml", help="recipe of (b) and (c), images")
+    p_train.add_argument("--audio-recipe", default="recipes/gtzan_ostc.yaml", help="recipe of (b) and (c), audio")
     p_train.add_argument("--modality", choices=("image", "audio", "both"), default="both")
     p_train.add_argument("--audio-backbone", default="resnet18")
     p_train.add_argument("--audio-batch", type=int, nargs="+", default=[64])
@@ -297,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     p_train.add_argument("--n-mels", type=int, default=128)
     p_train.add_argument("--n-fft", type=int, default=2048)
     p_train.add_argument("--hop", type=int, default=512)
+    p_train.add_argument("--triton", action="store_true", help="the jobs with loss.use_triton_kernel=true (CUDA)")
     p_train.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, not the figures")
     args = parser.parse_args(argv)
     if args.command == "loss":

@@ -18,13 +18,14 @@ def test_loss_benchmark_prints_a_row_per_class_count():
     out = bench("loss", "--device", "cpu", "--batch", "16", "--classes", "10", "20", "--min-run-time", "0.01")
     rows = [line for line in out.splitlines() if re.match(r"\| (10|20) \|", line)]
     assert len(rows) == 2
-    assert all(len(row.split("|")) == 11 for row in rows)  # K, CE time, 5 methods, naive KL, Tf-KD loop
+    # K, CE time, 5 methods, lsr_os_tc torch / + label check, naive KL, Tf-KD loop
+    assert all(len(row.split("|")) == 13 for row in rows)
 
 
 def test_train_benchmark_smoke():
     out = bench("train", "--smoke")
     image = next(line for line in out.splitlines() if line.startswith("| 8 |"))  # smoke: image batch 8
     audio = next(line for line in out.splitlines() if line.startswith("| 4 |"))  # smoke: audio batch 4
-    for row, columns in ((image, 6), (audio, 7)):
+    for row, columns in ((image, 7), (audio, 7)):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == columns and all(float(c.replace(",", "")) > 0 for c in cells[1:])

@@ -29,7 +29,7 @@ from data_fixtures import (
 )
 from lsr_hf.data import SPECS, DataConfig, PreparedData, get_spec, prepare_data
 from lsr_hf.data.audio import AudioClipDataset, AudioCollator, AudioSegmentDataset, decode_audio
-from lsr_hf.data.image import ImageBatchTransform, crop_flip, rotate
+from lsr_hf.data.image import ImageBatchTransform, ImageCollator, crop_flip, rotate
 from lsr_hf.data.load import LABEL_COLUMN, load_raw_splits
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
@@ -542,3 +542,33 @@ def test_demo_is_the_digits_upscaled_and_split_stratified() -> None:
     np.testing.assert_allclose(train.mean(dim=(0, 2, 3)).numpy(), spec.mean, atol=1e-4)
     np.testing.assert_allclose(train.std(dim=(0, 2, 3)).numpy(), spec.std, atol=1e-4)
     assert data.eval_collator is not data.train_collator and not data.eval_collator.train and data.train_collator.train
+
+
+def _per_item_batch(dataset, indices, key):
+    return torch.stack([dataset[i][key] for i in indices]), torch.tensor([dataset[i]["labels"] for i in indices])
+
+
+def test_batched_fetch_equals_item_by_item(cifar10_path: Path, gtzan_path: Path) -> None:
+    """``__getitems__`` (what DataLoader calls with a batch of indices) gives the items ``__getitem__`` gives, and
+    every collator takes either form to the same batch."""
+    indices = [7, 0, 3, 3, 12]
+    image = prepare_data(DataConfig(name="cifar10", path=str(cifar10_path)))
+    fetched = image.train.__getitems__(indices)
+    items = [image.train[i] for i in indices]
+    pixels, labels = _per_item_batch(image.train, indices, "pixel_values")
+    assert len(fetched) == 5 and torch.equal(fetched[1]["pixel_values"], items[1]["pixel_values"])
+    for collate in (ImageCollator(), image.eval_collator):
+        batched, listed = collate(fetched), collate(items)
+        assert all(torch.equal(batched[k], listed[k]) for k in ("pixel_values", "labels"))
+    assert torch.equal(ImageCollator()(fetched)["pixel_values"], pixels)
+    assert torch.equal(ImageCollator()(fetched)["labels"], labels) and labels.dtype == torch.int64
+
+    audio = prepare_data(DataConfig(name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25))
+    for dataset in (audio.train, audio.validation):
+        fetched = dataset.__getitems__(indices)
+        values, labels = _per_item_batch(dataset, indices, "input_values")
+        batch = audio.train_collator(fetched)
+        assert torch.equal(batch["input_values"], values) and torch.equal(batch["labels"], labels)
+        assert batch["labels"].dtype == torch.int64
+        listed = audio.train_collator([dataset[i] for i in indices])
+        assert torch.equal(listed["input_values"], values)

@@ -1,6 +1,7 @@
 """The objective (DESIGN §1) against independent references: torch's label smoothing, the Tf-KD reference code
 evaluated literally, an explicit-teacher-tensor KL in float64, the analytic gradient, and limit cases."""
 
+import importlib.util
 import math
 
 import hypothesis.strategies as st
@@ -313,3 +314,32 @@ def test_teacher_probabilities_sum_to_one():
         for k in (2, 10, 1000):
             log_a, log_b = two_valued_teacher(make_cfg(method, correct_prob=0.6), k)
             assert math.exp(log_a) + (k - 1) * math.exp(log_b) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_unchecked_loss_skips_the_label_check_only():
+    z, y = batch(k=10)
+    cfg = make_cfg("lsr_os_tc")
+    torch.testing.assert_close(OSTCLoss(cfg, check_labels=False)(z, y), OSTCLoss(cfg)(z, y), rtol=0, atol=0)
+    y[0] = 10
+    OSTCLoss(cfg, check_labels=False)(z, y)  # the caller checked (or not): no error, no device sync
+    with pytest.raises(ValueError, match="labels must be in"):
+        OSTCLoss(cfg)(z, y)
+    with pytest.raises(ValueError, match=r"logits must have shape \(batch, num_classes\)"):
+        OSTCLoss(cfg, check_labels=False)(z[0], y)  # shapes are still checked
+
+
+def test_triton_kernel_flag_is_validated_and_cpu_logits_take_the_torch_objective(monkeypatch):
+    with pytest.raises(ValueError, match="use_triton_kernel must be true or false, got 'yes'"):
+        OSTCConfig(use_triton_kernel="yes")
+    z, y = batch(k=10)
+    flagged = make_cfg("lsr_os_tc")
+    flagged.use_triton_kernel = True  # set after construction: this test must not depend on triton being installed
+    torch.testing.assert_close(OSTCLoss(flagged)(z, y), OSTCLoss(make_cfg("lsr_os_tc"))(z, y), rtol=0, atol=0)
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec_without_triton(name, *args):
+        return None if name == "triton" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec_without_triton)
+    with pytest.raises(ValueError, match="use_triton_kernel=True needs the triton package"):
+        OSTCConfig(use_triton_kernel=True)

@@ -183,6 +183,8 @@ def test_image_wrapper_round_trip(tmp_path):
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     assert type(reloaded) is type(model)
     assert reloaded.config.id2label == labels
+    _assert_same_state(reloaded.state_dict(), model.state_dict())
+    reloaded.to(memory_format=torch.channels_last)  # the layout is not saved; the same layout gives the same bits
     with torch.no_grad():
         assert torch.equal(reloaded(pixel_values=pixel_values).logits, logits)
 
@@ -195,8 +197,20 @@ def test_image_wrapper_plain_timm_model(tmp_path):
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     assert reloaded.config.model_args == {"drop_path_rate": 0.05}
-    with torch.no_grad():
+    with torch.no_grad():  # reloaded contiguous: another conv layout, same function up to rounding
+        torch.testing.assert_close(reloaded(pixel_values=pixel_values).logits, logits, rtol=1e-5, atol=1e-6)
+        reloaded.to(memory_format=torch.channels_last)
         assert torch.equal(reloaded(pixel_values=pixel_values).logits, logits)
+
+
+def test_channels_last_is_a_layout_only():
+    fast = build_image_model(ModelConfig(name="resnet10t"), 4)
+    plain = build_image_model(ModelConfig(name="resnet10t", channels_last=False), 4)
+    conv = fast.timm_model.conv1[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain.timm_model.conv1[0].weight.is_contiguous()
+    with pytest.raises(ValueError, match="channels_last must be true or false, got 'yes'"):
+        ModelConfig(name="resnet10t", channels_last="yes")
 
 
 @pytest.mark.parametrize(
@@ -270,6 +284,7 @@ def test_audio_round_trip_auto_class(audio_model, tmp_path):
     reloaded = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
     assert type(reloaded) is AudioCNNForAudioClassification
     assert reloaded.config.hop_length == 64 and reloaded.config.sample_rate == SAMPLE_RATE
+    reloaded.backbone.to(memory_format=torch.channels_last)  # the layout is not saved; same layout, same bits
     with torch.no_grad():
         assert torch.equal(reloaded(input_values=waves).logits, logits)
 

@@ -218,3 +218,32 @@ def test_hub_push_uploads_folder_without_token(tmp_path, image_recipe, monkeypat
     for path in (tmp_path / "push").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_job_trainer_loads_uint8_and_transforms_on_the_device(image_recipe):
+    """The job's loaders give uint8 batches; after Trainer's move to the device, training batches get DESIGN §4's
+    augmentation and evaluation batches exactly the eval collator's normalisation."""
+    from lsr_hf.data import prepare_data
+    from lsr_hf.data.image import ImageCollator
+    from lsr_hf.train import build_trainer
+
+    recipe = load_recipe(image_recipe)
+    data = prepare_data(recipe.data)
+    trainer = build_trainer(recipe, data)
+    loader_batch = next(iter(trainer.get_train_dataloader()))
+    assert loader_batch["pixel_values"].dtype == torch.uint8 and loader_batch["labels"].dtype == torch.int64
+    assert isinstance(trainer.get_eval_dataloader().collate_fn.collator, ImageCollator)
+    items = [data.validation[i] for i in range(8)]
+    raw = torch.stack([item["pixel_values"] for item in items])
+    expected = data.eval_collator(items)["pixel_values"]
+
+    trainer.model.eval()
+    evaluated = trainer._prepare_inputs({"pixel_values": raw.clone(), "labels": torch.zeros(8, dtype=torch.long)})
+    assert torch.equal(evaluated["pixel_values"], expected)
+
+    trainer.model.train()
+    torch.manual_seed(0)
+    trained = trainer._prepare_inputs({"pixel_values": raw.clone(), "labels": torch.zeros(8, dtype=torch.long)})
+    torch.manual_seed(0)
+    assert torch.equal(trained["pixel_values"], data.train_collator.transform(raw.clone()))
+    assert not torch.equal(trained["pixel_values"], expected)  # padding 4 + flip: augmented

@@ -17,6 +17,7 @@ from transformers import (
 )
 
 from lsr_hf import OSTCConfig, OSTCLoss, OSTCTrainer
+from lsr_hf.trainer import LabelCheckingCollator
 
 NUM_LABELS = 3
 
@@ -218,3 +219,38 @@ def test_kd_teacher_class_count_must_match(tmp_path):
     other.config.num_labels = 5
     with pytest.raises(ValueError, match="teacher_model has 5 classes but the model has 3"):
         OSTCTrainer(model=tiny_bert(), args=args(tmp_path), ostc=OSTCConfig(method="kd"), teacher_model=other)
+
+
+@pytest.mark.parametrize("bad", [NUM_LABELS, -3])
+def test_out_of_range_label_stops_training_in_the_collator(bad, tmp_path):
+    """The label check runs on the CPU batch (the collator), so the loss itself skips its per-call device sync."""
+    data = ToyDataset("text", 8)
+    data.labels[5] = bad
+    trainer = OSTCTrainer(model=tiny_bert(), args=args(tmp_path, max_steps=2, per_device_train_batch_size=8),
+                          ostc=OSTC, train_dataset=data)  # fmt: skip
+    assert isinstance(trainer.data_collator, LabelCheckingCollator) and not trainer.compute_loss_func.check_labels
+    with pytest.raises(ValueError, match=rf"labels must be in \[0, {NUM_LABELS}\) or -100 \(ignored\), got \[{bad}\]"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_label_checking_collator_passes_batches_through():
+    collate = LabelCheckingCollator(lambda f: {"labels": torch.tensor(f), "x": torch.ones(len(f))}, num_classes=3)
+    batch = collate([0, 2, -100, 1])
+    assert batch["labels"].tolist() == [0, 2, -100, 1] and batch["x"].shape == (4,)
+    assert collate([])["labels"].numel() == 0
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\) or -100 \(ignored\), got \[3\]"):
+        collate([0, 3])
+    assert LabelCheckingCollator(lambda f: f, 3)([5, 6]) == [5, 6]  # no mapping, no labels: nothing to check
+
+
+def test_flop_estimate_equals_trainers_with_the_count_taken_once(tmp_path, monkeypatch):
+    model = tiny_bert()
+    trainer = OSTCTrainer(model=model, args=args(tmp_path, max_steps=1), ostc=OSTC, train_dataset=ToyDataset("text", 8))
+    inputs = {"input_ids": torch.ones(4, 8, dtype=torch.long), "labels": torch.zeros(4, dtype=torch.long)}
+    expected = Trainer.floating_point_ops(trainer, inputs)
+    assert expected > 0 and trainer.floating_point_ops(inputs) == expected
+    calls = []
+    monkeypatch.setattr(model, "num_parameters", lambda **kw: calls.append(kw) or 0)
+    assert trainer.floating_point_ops(inputs) == expected and not calls  # cached: no walk over the modules
+    assert trainer.floating_point_ops({"pixel_values": torch.ones(1)}) == 0  # no main input: no estimate

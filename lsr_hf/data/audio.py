@@ -29,6 +29,7 @@ import torchaudio.functional as AF
 from datasets import Dataset as HFDataset
 from torch.utils.data import Dataset
 
+from lsr_hf.data.items import StackedItems
 from lsr_hf.data.load import AUDIO_COLUMN, LABEL_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,13 @@ class AudioSegmentDataset(Dataset):
             "labels": int(self.decoded.labels[clip]),
         }
 
+    def __getitems__(self, indices: Sequence[int]) -> StackedItems:
+        """A batch of segments with one gather (``DataLoader`` calls this with a whole batch of indices)."""
+        d = self.decoded
+        clip, segment = self.index[torch.as_tensor(indices, dtype=torch.long)].unbind(1)
+        segments = d.clips.view(len(d), d.num_segments, d.segment_length)[clip, segment]
+        return StackedItems("input_values", segments, d.labels[clip])
+
 
 class AudioClipDataset(Dataset):
     """Evaluation examples: whole clips cut into segments. Item: ``{"input_values": float32 (S, T),
@@ -164,11 +172,20 @@ class AudioClipDataset(Dataset):
             "labels": int(d.labels[index]),
         }
 
+    def __getitems__(self, indices: Sequence[int]) -> StackedItems:
+        """A batch of clips with one gather."""
+        d = self.decoded
+        index = torch.as_tensor(indices, dtype=torch.long)
+        clips = d.clips[index].view(len(index), d.num_segments, d.segment_length)
+        return StackedItems("input_values", clips, d.labels[index])
+
 
 class AudioCollator:
     """Stacks audio items into ``{"input_values": float32 (B, T) or (B, S, T), "labels": int64 (B,)}``."""
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        if isinstance(features, StackedItems):
+            return {"input_values": features.inputs, "labels": features.labels.to(torch.long)}
         return {
             "input_values": torch.stack([torch.as_tensor(f["input_values"], dtype=torch.float32) for f in features]),
             "labels": torch.tensor([int(f["labels"]) for f in features], dtype=torch.long),

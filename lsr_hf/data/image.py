@@ -1,11 +1,14 @@
-"""Images: decoded once into one uint8 tensor, augmented per batch on tensors.
+"""Images: decoded once into one uint8 tensor, fetched a batch at a time, augmented per batch on the device.
 
 PIL decoding on every access (what a ``datasets.Image`` column does) would cost more than a small CIFAR net's
 forward pass, so ``decode_images`` decodes each split once, in batches, into an (N, 3, H, W) uint8 tensor
-(CIFAR-10's 50,000 training images take 150 MB). ``ImageDataset`` indexes it, and ``ImageBatchTransform``, the
-collator, augments a whole batch at once with tensor ops (one gather for crop + flip, one ``grid_sample`` for the
-rotation), each sample with its own random offset, flip and angle, then normalises. The ops are device-agnostic,
-so ``ImageBatchTransform.transform`` also runs on a GPU batch.
+(CIFAR-10's 50,000 training images take 150 MB). ``ImageDataset`` indexes it; its ``__getitems__`` (which
+``torch.utils.data.DataLoader`` calls with a whole batch of indices) fetches a batch with one gather, and
+``ImageCollator`` passes it on as uint8, a quarter of float32's bytes to pin and copy. ``ImageBatchTransform``
+augments a whole batch at once with tensor ops (one gather for crop + flip, one ``grid_sample`` for the rotation),
+each sample with its own random offset, flip and angle, then normalises. The ops are device-agnostic: used as a
+collator it runs on the CPU; the training job (``lsr_hf.train``) loads with ``ImageCollator`` instead and runs
+``ImageBatchTransform.transform`` on the batch once it is on the GPU.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datasets import Dataset as HFDataset
 from datasets import Image
 from torch.utils.data import Dataset
 
+from lsr_hf.data.items import StackedItems
 from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN
 
 DECODE_BATCH_SIZE = 1024
@@ -75,6 +79,33 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return {"pixel_values": self.images[index], "labels": int(self.labels[index])}
+
+    def __getitems__(self, indices: Sequence[int]) -> StackedItems:
+        """A batch of items with one gather (``DataLoader`` calls this instead of ``__getitem__`` per index)."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return StackedItems("pixel_values", self.images[index], self.labels[index])
+
+
+def stack_items(features: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (B, 3, H, W), int64 labels (B,)) of a list of ``ImageDataset`` items or a ``StackedItems``."""
+    if isinstance(features, StackedItems):
+        return features.inputs, features.labels.to(torch.long)
+    pixels = torch.stack([f["pixel_values"] for f in features])
+    labels = torch.tensor([int(f["labels"]) for f in features], dtype=torch.long)
+    return pixels, labels
+
+
+class ImageCollator:
+    """Collator for ``ImageDataset`` items that leaves the pixels alone: ``{"pixel_values": uint8 (B, 3, H, W),
+    "labels": int64 (B,)}``. The augmentation and normalisation (``ImageBatchTransform.transform``) then run on the
+    device the batch is moved to, as the training job does."""
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        pixels, labels = stack_items(features)
+        return {"pixel_values": pixels, "labels": labels}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
 
 # ------------------------------------------------------------------------------------------------ augmentation
@@ -162,8 +193,7 @@ class ImageBatchTransform:
         )
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        pixels = torch.stack([f["pixel_values"] for f in features])
-        labels = torch.tensor([int(f["labels"]) for f in features], dtype=torch.long)
+        pixels, labels = stack_items(features)
         return {"pixel_values": self.transform(pixels), "labels": labels}
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:

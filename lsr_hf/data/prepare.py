@@ -9,7 +9,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from lsr_hf.data.audio import AudioClipDataset, AudioCollator, AudioSegmentDataset, decode_audio
+from lsr_hf.data.audio import AudioClipDataset, AudioCollator, AudioSegmentDataset, DecodedAudio, decode_audio
 from lsr_hf.data.config import DataConfig
 from lsr_hf.data.image import ImageBatchTransform, ImageDataset
 from lsr_hf.data.load import load_raw_splits
@@ -24,7 +24,9 @@ class PreparedData:
     plain dicts of the model inputs and ``labels``, which Trainer's column filter does not know how to read).
 
     Images: items ``{"pixel_values": uint8 (3, H, W), "labels": int}``; ``train_collator`` augments and
-    normalises, ``eval_collator`` only normalises, both give ``pixel_values`` float32 (B, 3, H, W).
+    normalises, ``eval_collator`` only normalises, both give ``pixel_values`` float32 (B, 3, H, W). Both are
+    ``ImageBatchTransform``s, whose ``transform`` also runs on a batch already on the GPU: the training job
+    (``lsr_hf.train``) loads uint8 batches and runs it there.
     Audio: training items are segments ``{"input_values": (T,)}``, evaluation items whole clips
     ``{"input_values": (S, T)}`` (average the S segment logits); both collators just stack.
     ``num_skipped`` counts undecodable audio files (over all splits); ``sample_rate`` is None for images.
@@ -47,24 +49,38 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     spec = get_spec(cfg.name)
     raw = load_raw_splits(cfg)
     logger.info("%s: %s", spec.name, ", ".join(f"{name} {len(ds)}" for name, ds in raw.items()))
-    common = {"num_classes": spec.num_classes, "class_names": spec.class_names, "modality": spec.modality}
     if spec.modality == "image":
-        return PreparedData(
-            train=ImageDataset.from_hf(raw["train"]),
-            validation=ImageDataset.from_hf(raw["validation"]),
-            test=ImageDataset.from_hf(raw["test"]),
-            train_collator=ImageBatchTransform(
-                train=True,
-                mean=spec.mean,
-                std=spec.std,
-                padding=cfg.random_crop_padding,
-                flip=cfg.horizontal_flip,
-                rotation_degrees=cfg.rotation_degrees,
-            ),
-            eval_collator=ImageBatchTransform(train=False, mean=spec.mean, std=spec.std),
-            **common,
-        )
+        return image_data({name: ImageDataset.from_hf(ds) for name, ds in raw.items()}, cfg)
     decoded = {name: decode_audio(ds, cfg.sample_rate, cfg.segment_seconds) for name, ds in raw.items()}
+    return audio_data(decoded, cfg)
+
+
+def image_data(splits: dict[str, ImageDataset], cfg: DataConfig) -> PreparedData:
+    """``PreparedData`` from decoded image splits (``train``, ``validation``, ``test``): the collators of DESIGN §4
+    with ``cfg``'s augmentation settings and the dataset's mean/std."""
+    spec = get_spec(cfg.name)
+    return PreparedData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        train_collator=ImageBatchTransform(
+            train=True,
+            mean=spec.mean,
+            std=spec.std,
+            padding=cfg.random_crop_padding,
+            flip=cfg.horizontal_flip,
+            rotation_degrees=cfg.rotation_degrees,
+        ),
+        eval_collator=ImageBatchTransform(train=False, mean=spec.mean, std=spec.std),
+        num_classes=spec.num_classes,
+        class_names=spec.class_names,
+        modality=spec.modality,
+    )
+
+
+def audio_data(decoded: dict[str, DecodedAudio], cfg: DataConfig) -> PreparedData:
+    """``PreparedData`` from decoded audio splits: training segments, whole clips for evaluation."""
+    spec = get_spec(cfg.name)
     collator = AudioCollator()
     return PreparedData(
         train=AudioSegmentDataset(decoded["train"]),
@@ -72,7 +88,9 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         test=AudioClipDataset(decoded["test"]),
         train_collator=collator,
         eval_collator=collator,
+        num_classes=spec.num_classes,
+        class_names=spec.class_names,
+        modality=spec.modality,
         sample_rate=cfg.sample_rate,
         num_skipped=sum(len(d.skipped) for d in decoded.values()),
-        **common,
     )

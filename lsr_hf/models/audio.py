@@ -204,4 +204,6 @@ def build_audio_model(
     if cfg.pretrained:
         net = timm.create_model(cfg.name, pretrained=True, num_classes=num_classes, in_chans=1, **backbone_kwargs)
         model.backbone.load_state_dict(net.state_dict(), strict=True)
+    if cfg.channels_last:
+        model.backbone.to(memory_format=torch.channels_last)
     return model

@@ -44,6 +44,13 @@ class ModelConfig:
             f"e.g. {{drop_path_rate: 0.1}}. Not allowed: {', '.join(RESERVED_TIMM_KWARGS)} (set by the builder)."
         },
     )
+    channels_last: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the conv weights in channels_last memory format (cuDNN's fast layout for bf16/fp16 "
+            "convolutions; same values, saved files unchanged)."
+        },
+    )
     n_mels: int = field(default=128, metadata={"help": "> 0: mel bands of the audio front end."})
     n_fft: int = field(default=2048, metadata={"help": "> 0: FFT size (and window length) of the audio front end."})
     hop_length: int = field(default=512, metadata={"help": "> 0: hop between STFT frames of the audio front end."})
@@ -51,8 +58,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"name must be a non-empty timm model name, got {self.name!r}")
-        if not isinstance(self.pretrained, bool):
-            raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}")
+        for flag in ("pretrained", "channels_last"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
         given = self.drop_rate
         if (
             isinstance(given, bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import timm
+import torch
 from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
 
 from lsr_hf.models.config import ModelConfig
@@ -46,7 +47,8 @@ def build_image_model(
     Input ``pixel_values`` (B, 3, H, W) float, output ``.logits`` (B, num_classes). ``save_pretrained`` writes
     ``model.safetensors`` and a ``config.json`` (``architecture``, ``model_args``, ``label_names``, timm's
     ``pretrained_cfg``); ``AutoModelForImageClassification.from_pretrained`` reloads it, for the ``cifar_*``
-    models once ``lsr_hf.models`` is imported.
+    models once ``lsr_hf.models`` is imported. With ``cfg.channels_last`` the 4-D weights are stored channels_last
+    (the convolutions then run in cuDNN's NHWC layout whatever the input's layout).
     """
     check_timm_name(cfg.name, cfg.pretrained)
     id2label, label2id = label_maps(num_classes, id2label)
@@ -63,4 +65,6 @@ def build_image_model(
     )
     model = TimmWrapperForImageClassification(config)
     model.timm_model.load_state_dict(net.state_dict(), strict=True)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     return model
