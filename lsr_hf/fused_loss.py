@@ -10,8 +10,8 @@ Per row i of the logits z (B, K) with label c, mask m = [label ≠ -100], teache
 with p = softmax(z), p_τ = softmax(z/τ), y the one-hot label and g the incoming gradient of ``total``. The forward is
 one kernel launch (one program per row, writing per-row terms) plus a deterministic ``sum`` over the rows; the backward
 is one launch that recomputes p and p_τ from z and three saved per-row statistics. No atomics: results are bitwise
-reproducible. Meant to replace ``_TwoValuedObjective`` on CUDA when Triton is importable (``triton_available()``);
-under ``TRITON_INTERPRET=1`` the kernels also run on CPU tensors (slowly; used by the tests).
+reproducible. ``OSTCLoss`` uses it instead of ``_TwoValuedObjective`` for CUDA logits when
+``OSTCConfig.use_triton_kernel`` is set (which requires ``triton_available()``); under ``TRITON_INTERPRET=1`` the kernels also run on CPU tensors (slowly; used by the tests).
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ kernels) when ``OSTCConfig.use_triton_kernel`` asks for it.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
@@ -106,8 +105,11 @@ class OSTCConfig:
             raise ValueError(f"correct_prob must be in [1/K, 1) (K = number of classes), got {given!r}")
         if not isinstance(self.use_triton_kernel, bool):
             raise ValueError(f"use_triton_kernel must be true or false, got {self.use_triton_kernel!r}")
-        if self.use_triton_kernel and importlib.util.find_spec("triton") is None:
-            raise ValueError("use_triton_kernel=True needs the triton package, which is not installed")
+        if self.use_triton_kernel:
+            from lsr_hf.fused_loss import triton_available  # imports triton: only when asked for
+
+            if not triton_available():
+                raise ValueError("use_triton_kernel=True needs the triton package, which cannot be imported")
 
     def check_num_classes(self, num_classes: int) -> None:
         """Checks what depends on the number of classes K (raises ``ValueError``)."""

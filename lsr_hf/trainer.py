@@ -59,10 +59,11 @@ class OSTCTrainer(Trainer):
             )
         super().__init__(model=model, args=args, compute_loss_func=OSTCLoss(ostc), **kwargs)
         self.ostc = ostc
+        self._num_parameters: int | None = None  # for floating_point_ops, counted on first use
         num_labels = _num_labels(self.model)
         if num_labels is not None:
             ostc.check_num_classes(num_labels)
-        if num_labels is not None:  # check labels on the CPU batch instead of syncing with the device in the loss
+            # check labels on the CPU batch instead of syncing with the device in the loss
             self.data_collator = self.label_checked(self.data_collator)
             self.compute_loss_func.check_labels = False
         self.teacher_model = None
@@ -94,7 +95,7 @@ class OSTCTrainer(Trainer):
         main_input = getattr(self.model, "main_input_name", "input_ids")
         if main_input not in inputs or not hasattr(self.model, "num_parameters"):
             return 0
-        if getattr(self, "_num_parameters", None) is None:
+        if self._num_parameters is None:
             self._num_parameters = self.model.num_parameters(exclude_embeddings=True)
         return 6 * inputs[main_input].numel() * self._num_parameters
 

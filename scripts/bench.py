@@ -22,7 +22,6 @@ loop on precomputed log-mel features resident on the device vs (b, c) the job on
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import sys
 import time
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 from lsr_hf import OSTCConfig, OSTCLoss
+from lsr_hf.fused_loss import triton_available
 
 CONFIGS = {
     "lsr": OSTCConfig(method="lsr", alpha=0.1),
@@ -83,7 +83,7 @@ def bench_loss(device: str, batch: int, classes: list[int], min_run_time: float)
     fused Triton kernel (``use_triton_kernel=True``; CUDA with triton only, else n/a), lsr_os_tc with the per-call
     label check, the naive KL and Tf-KD's reference loop."""
     extra = ["lsr_os_tc triton", "lsr_os_tc + label check", "naive KL", "Tf-KD ref loop"]
-    with_triton = device == "cuda" and importlib.util.find_spec("triton") is not None
+    with_triton = device == "cuda" and triton_available()
     lines = [
         f"device: {torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or 'cpu'} "
         f"({device}), torch {torch.__version__}, threads {torch.get_num_threads()}, B={batch}, float32",
