@@ -29,6 +29,7 @@ from lsr_hf.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
 from lsr_hf.recipe import Recipe, write_resolved
 from lsr_hf.schedule import ScheduleConfig, multistep_with_warmup
+from lsr_hf.timing import EpochTimer
 from lsr_hf.trainer import OSTCTrainer
 
 logger = logging.getLogger(__name__)
@@ -154,13 +155,17 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
 
     with args.main_process_first(desc="loading the dataset"):
         data = prepare_data(recipe.data)
-    trainer = build_trainer(recipe, data, args, callbacks)
+    timer = EpochTimer()
+    trainer = build_trainer(recipe, data, args, [*callbacks, timer])
     if trainer.is_world_process_zero():
         write_resolved(recipe, output_dir / "recipe.yaml")
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()  # model.safetensors + config.json
     trainer.save_state()
     metrics: dict[str, Any] = dict(train_result.metrics)
+    seconds_per_epoch = timer.seconds_per_epoch()
+    if seconds_per_epoch is not None:
+        metrics["train_seconds_per_epoch"] = round(seconds_per_epoch, 3)
     metrics.update(trainer.evaluate(data.validation, metric_key_prefix="eval"))
     test = trainer.predict(data.test, metric_key_prefix="test")
     trainer.log(test.metrics)  # adds test_ce / test_kl, and puts the test metrics in the logs

@@ -75,6 +75,8 @@ def test_image_job_writes_results_model_and_card(image_run, image_recipe):
         assert 0.0 <= metrics[key] < 10.0, key
     assert results["recipe"]["loss"] == load_recipe(image_recipe).to_dict()["loss"]
     assert results["seed"] == 0
+    # the epoch timer leaves out the per-epoch evaluation that train_runtime includes
+    assert 0 < metrics["train_seconds_per_epoch"] <= metrics["train_runtime"] / metrics["epoch"]
     assert results["dataset"]["sizes"] == {"train": 30, "validation": 10, "test": 40}
     assert results["environment"]["versions"]["torch"] == version("torch")
     assert results["environment"]["world_size"] == 1
