@@ -149,7 +149,7 @@ def run_sweep(
             continue
         echo(f"{prefix}: {'resuming' if planned.status == 'resume' else 'training'}")
         try:
-            results = train_run(planned.recipe, resume=planned.status == "resume", callbacks=callbacks)
+            results = train_run(planned.recipe, resume=planned.status == "resume", overwrite=True, callbacks=callbacks)
         except BaseException:
             echo(f"{prefix}: failed; the finished runs are kept, run the same command again to continue")
             raise
