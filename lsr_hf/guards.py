@@ -68,8 +68,8 @@ def divergence_message(
         f"training diverged at step {step}: {key} = {value:.4g} ({what}). Likely cause: "
         + "; or ".join(causes)
         + f". No model, results.json or model card was written to {output_dir!r} and nothing was pushed; "
-        "checkpoints saved before this step were kept (train again with --overwrite, or --resume to continue "
-        "from the last one)"
+        "any checkpoints saved before this step were kept (train again with --overwrite, or --resume from the "
+        "last one)"
     )
 
 

@@ -7,12 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import Dataset
 
 from lsr_hf.data.audio import AudioClipDataset, AudioCollator, AudioSegmentDataset, DecodedAudio, decode_audio
 from lsr_hf.data.config import DataConfig
 from lsr_hf.data.image import ImageBatchTransform, ImageDataset
 from lsr_hf.data.load import load_raw_splits
+from lsr_hf.data.quality import check_parquet_files
 from lsr_hf.data.specs import get_spec
 from lsr_hf.errors import DataError
 
@@ -54,12 +56,19 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     (columns, labels, paths), an empty split, or a split with more than ``cfg.max_skipped_fraction`` undecodable files.
     """
     spec = get_spec(cfg.name)
+    if cfg.path is not None:
+        check_parquet_files(cfg.path)
     try:
         raw = load_raw_splits(cfg)
     except DataError:
         raise
     except ValueError as err:
         raise DataError(str(err)) from err
+    except DatasetGenerationError as err:  # files datasets cannot read; the innermost cause says why
+        cause = err
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        raise DataError(f"datasets cannot read {cfg.path or spec.hub_id}: {cause}") from err
     logger.info("%s: %s", spec.name, ", ".join(f"{name} {len(ds)}" for name, ds in raw.items()))
     for name, ds in raw.items():
         if len(ds) == 0:

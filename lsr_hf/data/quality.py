@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from lsr_hf.errors import DataError
 
@@ -51,3 +52,21 @@ def check_skipped(
             f"files, or raise data.max_skipped_fraction to train on the rest"
         )
     logger.warning("the %s split: skipped %s: %s", split, share, "; ".join(skipped))
+
+
+def check_parquet_files(path: str | Path) -> None:
+    """Raises ``DataError`` for a parquet file under ``path`` (a file or a folder) that has no rows: ``datasets``
+    cannot read one (it fails with ``BatchSize must be greater than 0``), and an empty split cannot be trained on."""
+    path = Path(path).expanduser()
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet")) if path.is_dir() else []
+    for file in files:
+        if file.suffix.lower() != ".parquet":
+            continue
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.ParquetFile(file).metadata.num_rows
+        except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a file that is not parquet
+            raise DataError(f"{file} is not a readable parquet file: {err}") from err
+        if rows == 0:
+            raise DataError(f"{file} has no rows: an empty split cannot be trained on; remove the file or fill it")
