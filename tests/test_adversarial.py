@@ -266,6 +266,29 @@ def test_empty_split_exits_2(capsys, in_tmp) -> None:
     assert not (in_tmp / "out").exists()
 
 
+def test_a_file_that_is_not_parquet_exits_2(capsys, in_tmp) -> None:
+    root = image_parquet(in_tmp / "data")
+    (root / "test-00000-of-00001.parquet").write_bytes(b"not parquet at all")
+    code, _, err = cli(capsys, "--recipe", recipe("r.yaml", image_data(root)))
+    assert code == 2
+    assert error_line(err) == (
+        f"error: {root / 'test-00000-of-00001.parquet'} is not a readable parquet file: Parquet magic bytes not "
+        "found in footer. Either the file is corrupted or this is not a parquet file."
+    )
+    assert not (in_tmp / "out").exists()
+
+
+def test_a_split_of_only_undecodable_images_exits_2_whatever_the_limit(capsys, in_tmp) -> None:
+    root = image_parquet(in_tmp / "data", n_per_class=0, test=corrupt_images(), train=[(b"x", c) for c in range(10)] * 4)
+    code, _, err = cli(capsys, "--recipe", recipe("r.yaml", image_data(root, max_skipped_fraction=1.0)))
+    assert (code, error_line(err)) == (
+        2,
+        "error: the train split: none of its 30 images could be used (row 0: cannot identify image file; row 1: "
+        "cannot identify image file; row 2: cannot identify image file; row 3: cannot identify image file; row 4: "
+        "cannot identify image file; ...); check data.path / data.input_column",
+    )
+
+
 def test_a_split_that_loads_empty_exits_2(capsys, in_tmp, monkeypatch) -> None:
     """A split that comes out of loading with no rows (e.g. an empty split of a Hub dataset)."""
     import lsr_hf.data.prepare
@@ -579,6 +602,13 @@ def test_resume_without_a_complete_checkpoint_exits_2(capsys, in_tmp) -> None:
     )
     (in_tmp / "out" / "checkpoint-2").mkdir(parents=True)  # killed while writing its first checkpoint
     (in_tmp / "out" / "checkpoint-2" / "model.safetensors").write_bytes(b"")
+    code, _, err = cli(capsys, "--recipe", path)
+    assert (code, error_line(err)) == (
+        2,
+        "error: training.output_dir='out' already holds files (checkpoint-2): pass --resume to continue it from its "
+        "last complete checkpoint, or --overwrite to delete it and train again (or choose another "
+        "training.output_dir)",
+    )
     code, _, err = cli(capsys, "--recipe", path, "--resume")
     assert (code, error_line(err)) == (
         2,
@@ -626,6 +656,13 @@ def test_kill_9_while_writing_a_checkpoint_then_resume_ends_with_the_uninterrupt
     assert not (out / "checkpoint-4" / "trainer_state.json").exists()  # partial
     assert get_last_checkpoint(str(out)).endswith("checkpoint-4")  # what Trainer's own helper would resume from
     assert not (out / "results.json").exists()
+    code, _, err = cli(capsys, "--recipe", path)
+    assert (code, error_line(err)) == (
+        2,
+        "error: training.output_dir='out' already holds an unfinished run (last complete checkpoint: checkpoint-2): "
+        "pass --resume to continue it from its last complete checkpoint, or --overwrite to delete it and train again "
+        "(or choose another training.output_dir)",
+    )
 
     code, _, err = cli(capsys, "--recipe", path, "--resume")
     assert code == 0, err[-3000:]
