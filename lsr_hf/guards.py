@@ -1,8 +1,8 @@
 """Divergence: a non-finite or exploding loss stops the run with a message, before anything claims results.
 
-``DivergenceGuard`` is a ``TrainerCallback`` that reads the losses Trainer logs (``loss`` every ``logging_steps``,
-``eval_loss`` at each evaluation). Those are already Python floats, gathered by Trainer for its log, so the guard
-adds no host-device sync: a step's loss is never read on the step itself. A loss is *diverged* when it is not finite
+``DivergenceGuard`` is a ``TrainerCallback`` that reads the losses Trainer logs (``loss`` every
+``logging_steps``, ``eval_loss`` at each evaluation). Those are already Python floats, gathered by Trainer for its
+log, so the guard adds no host-device sync: a step's loss is never read on the step itself. A loss is *diverged* when it is not finite
 or when it exceeds ``max_ratio`` (100) times the loss of a model that predicts the uniform distribution (all logits
 equal: ``log K`` for cross-entropy; ``uniform_prediction_loss`` for every method). The guard then raises
 ``TrainingDiverged`` (exit status 3) out of ``Trainer.train``: the model is not saved, no model card or

@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "test_predictions.npz"  # test logits and labels (np.load(..., allow_pickle=False))
 TRAINER_STATE_FILE = "trainer_state.json"  # Trainer writes it last in a checkpoint
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"
+)  # fmt: skip
 # what a run writes at the top of its folder; --overwrite deletes these and the checkpoint-* folders, nothing else
 RUN_FILES = (
     RESULTS_FILE, PREDICTIONS_FILE, "README.md", "recipe.yaml", "config.json", *WEIGHT_FILES, TRAINER_STATE_FILE,

@@ -1,9 +1,9 @@
 """The training job: ``run(recipe)`` does what ``scripts/train.py`` (and ``scripts/sweep.py``) run.
 
-Order, as in HF's example scripts: output folder check → seed → data → model → OSTCTrainer → train (or resume) →
-evaluate on the validation and test splits → save → the test logits, the model card and ``results.json`` (last, so it
-exists only for a finished run) → push to the Hub when the recipe asks. A diverged loss stops the job before the save
-(``lsr_hf.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.outputs``).
+Order, as in HF's example scripts: output folder check → seed → data → model → OSTCTrainer → train (or resume)
+→ evaluate on the validation and test splits → save → the test logits, the model card and ``results.json`` (last, so
+it exists only for a finished run) → push to the Hub when the recipe asks. A diverged loss stops the job before the
+save (``lsr_hf.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.outputs``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train a model from a recipe:
 
-    accelerate launch scripts/train.py --recipe recipes/gtzan_ostc.yaml [--set loss.alpha=0.3 ...] [--resume | --overwrite]
+    accelerate launch scripts/train.py --recipe recipes/gtzan_ostc.yaml [--set loss.alpha=0.3 ...] [--resume]
+    [--overwrite]
 
 The job itself is ``lsr_hf.train.run``; this file only parses the command line. A malformed recipe, unusable data
 or an output folder that holds another run exits with status 2 and a message (``error: ...``) before training; a

@@ -186,8 +186,8 @@ RECIPE_CASES = [
     ("typo in hub", "hub: {pusj: true}\n", (),
      "unknown key hub.pusj (did you mean hub.push?); hub has: push, repo_id, private"),
     ("typo in model", "model: {nmae: resnet18}\n", (),
-     "unknown key model.nmae (did you mean model.name or model.n_mels?); model has: name, pretrained, drop_rate, timm_kwargs, "
-     "channels_last, n_mels, n_fft, hop_length"),
+     "unknown key model.nmae (did you mean model.name or model.n_mels?); model has: name, pretrained, drop_rate, "
+     "timm_kwargs, channels_last, n_mels, n_fft, hop_length"),
     ("wrong type", "loss: {alpha: high}\n", (),
      "loss.alpha must be a number, got 'high' (a string)"),
     ("wrong type in training", "training: {per_device_train_batch_size: 1.5}\n", (),
@@ -279,7 +279,8 @@ def test_a_file_that_is_not_parquet_exits_2(capsys, in_tmp) -> None:
 
 
 def test_a_split_of_only_undecodable_images_exits_2_whatever_the_limit(capsys, in_tmp) -> None:
-    root = image_parquet(in_tmp / "data", n_per_class=0, test=corrupt_images(), train=[(b"x", c) for c in range(10)] * 4)
+    garbage = [(b"x", c) for c in range(10)] * 4
+    root = image_parquet(in_tmp / "data", n_per_class=0, test=corrupt_images(), train=garbage)
     code, _, err = cli(capsys, "--recipe", recipe("r.yaml", image_data(root, max_skipped_fraction=1.0)))
     assert (code, error_line(err)) == (
         2,
@@ -341,7 +342,8 @@ def test_corrupt_images_over_the_limit_exit_2(capsys, in_tmp) -> None:
     assert error_line(err) == (
         "error: the test split: 3 of 43 images (6.98%) could not be used, more than data.max_skipped_fraction=0.01 "
         "allows: row 40: cannot identify image file; row 41: image file is truncated (0 bytes not processed); row "
-        "42: cannot identify image file. Fix or remove those files, or raise data.max_skipped_fraction to train on the rest"
+        "42: cannot identify image file. Fix or remove those files, or raise data.max_skipped_fraction to train on "
+        "the rest"
     )
     assert not (in_tmp / "out").exists()
 
@@ -377,7 +379,7 @@ def test_real_cifar10_with_one_garbage_row_trains_and_counts_it(capsys, in_tmp) 
     for split, n in (("train", 500), ("test", 100)):
         table = pq.read_table(SHARED_CIFAR10 / f"{split}-00000-of-00001.parquet").slice(0, n)
         if split == "train":
-            garbage = pa.table({"img": [{"bytes": b"\x00garbage" * 10, "path": None}], "label": [3]}, schema=table.schema)
+            garbage = pa.table({"img": [{"bytes": b"\x00garbage" * 10, "path": None}], "label": [3]}, table.schema)
             table = pa.concat_tables([table.slice(0, 250), garbage, table.slice(250)])
         pq.write_table(table, root / f"{split}-00000-of-00001.parquet")
     code, out, err = cli(capsys, "--recipe", recipe("r.yaml", {"name": "cifar10", "path": str(root)}),
@@ -397,7 +399,8 @@ def test_converted_images_match_pil_conversions() -> None:
     from lsr_hf.data.image import decode_images
 
     rows = converted_images()
-    ds = Dataset.from_dict({"image": [{"bytes": b, "path": None} for b, _ in rows]}, features=Features({"image": Image()}))
+    cells = [{"bytes": b, "path": None} for b, _ in rows]
+    ds = Dataset.from_dict({"image": cells}, features=Features({"image": Image()}))
     decoded = decode_images(ds, size=(16, 16))
     got = decoded.images.permute(0, 2, 3, 1).numpy()
     for k, (data, _) in enumerate(rows[:4]):
@@ -424,7 +427,8 @@ def special_clips(rate: int = 4000) -> list[tuple[str, bytes, int]]:
 
 def test_audio_clips_stereo_short_8khz_train_and_corrupt_or_nan_ones_are_skipped(capsys, in_tmp) -> None:
     root = audio_parquet(in_tmp / "data", special_clips())
-    data = {"name": "gtzan", "path": str(root), "sample_rate": 4000, "segment_seconds": 0.5, "max_skipped_fraction": 0.1}
+    data = {"name": "gtzan", "path": str(root), "sample_rate": 4000, "segment_seconds": 0.5}
+    data["max_skipped_fraction"] = 0.1
     code, out, err = cli(capsys, "--recipe", recipe("r.yaml", data, AUDIO_MODEL), "--set", "training.max_steps=2")
     assert code == 0, err[-3000:]
     dataset = json.loads((in_tmp / "out" / "results.json").read_text())["dataset"]
