@@ -134,7 +134,7 @@ def label_parquet(root: Path, labels: list, feature) -> Path:
     return root
 
 
-def flac_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+def float_wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, wave, sample_rate, format="WAV", subtype="FLOAT")
     return buffer.getvalue()
@@ -421,7 +421,7 @@ def special_clips(rate: int = 4000) -> list[tuple[str, bytes, int]]:
         ("short.wav", wav_bytes(tone(2, 0.1, rate, rng), rate), 2),
         ("8khz.wav", wav_bytes(tone(3, 1.0, 8000, rng), 8000), 3),
         ("garbage.wav", b"RIFF not really a wav", 5),
-        ("nan.wav", flac_bytes(nan, rate), 4),
+        ("nan.wav", float_wav_bytes(nan, rate), 4),
     ]
 
 
