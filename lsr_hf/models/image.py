@@ -58,7 +58,7 @@ def build_image_model(
     net = timm.create_model(cfg.name, pretrained=cfg.pretrained, num_classes=num_classes, **model_args)
     config = TimmWrapperConfig(
         architecture=cfg.name,
-        model_args=model_args or None,
+        model_args=model_args,  # {} rather than null: timm.create_model("hf-hub:...") reads it with .get
         id2label=id2label,
         label2id=label2id,
         pretrained_cfg=dict(net.pretrained_cfg),  # lets TimmWrapperImageProcessor.from_pretrained(dir) work
