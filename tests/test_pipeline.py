@@ -49,7 +49,8 @@ def image_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     recipe = load_recipe(
         REPO / "recipes" / "demo_ostc.yaml",
-        [f"training.output_dir={out}", "training.max_steps=8", "training.save_steps=4", *FAST],
+        [f"training.output_dir={out}", "training.max_steps=8", "training.save_steps=4", "training.save_total_limit=2",
+         "training.per_device_train_batch_size=32", *FAST],
     )
     return run(recipe), out
 
@@ -63,7 +64,7 @@ def test_image_pipeline_reproduces_the_job_test_predictions(image_run):
     saved = np.load(out / "test_predictions.npz", allow_pickle=False)
     test = load_demo()["test"]  # PIL images decoded from the test split, as a user would have them
     classifier = pipeline("image-classification", model=str(out), device="cpu")
-    outputs = classifier(list(test["img"]), top_k=None, batch_size=64)
+    outputs = classifier(list(test["img"]), top_k=10, batch_size=64)
     id2label = classifier.model.config.id2label
     label2id = {name: i for i, name in id2label.items()}
     scores = np.zeros_like(saved["logits"])
@@ -110,7 +111,7 @@ def test_image_model_loads_in_timm_with_its_data_config(image_run):
     state = load_file(out / "model.safetensors")
     net.load_state_dict({k.removeprefix("timm_model."): v for k, v in state.items()})
     data_config = timm.data.resolve_data_config(model=net)
-    assert data_config["input_size"] == (3, 32, 32) and data_config["crop_pct"] == 1.0
+    assert tuple(data_config["input_size"]) == (3, 32, 32) and data_config["crop_pct"] == 1.0
     wrapped = AutoModelForImageClassification.from_pretrained(out).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
