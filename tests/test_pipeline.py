@@ -143,6 +143,22 @@ def test_image_card_metadata_recipe_diagram_and_code(image_run, monkeypatch, tmp
     assert namespaces[1]["logits"].shape == (1, 10)
 
 
+def test_readme_pipeline_block_runs_on_a_trained_demo_folder(image_run, monkeypatch, tmp_path, capsys):
+    _, out = image_run
+    text = (REPO / "README.md").read_text()
+    marker = "<!-- the block below is run by tests/test_pipeline.py on a trained demo model -->"
+    block = re.search(re.escape(marker) + r"\s*```python\n(.*?)```", text, re.S)
+    assert block, "README lost its pipeline example"
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "demo_lsr_os_tc").symlink_to(out)  # where `make demo` writes its model
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    top3 = namespace["classifier"](namespace["digit"], top_k=3)
+    assert len(top3) == 3 and {entry["label"] for entry in top3} <= set("0123456789")
+    assert str(top3[:1])[:20] in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------------------------------ audio
 
 NATIVE_RATE, MODEL_RATE = 16000, 8000
