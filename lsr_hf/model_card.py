@@ -354,7 +354,9 @@ import timm
 from safetensors.torch import load_file
 
 {_folder_line(model_ref)}
-backbone = timm.create_model("{config["backbone"]}", num_classes={len(config["id2label"])}, in_chans=1{_backbone_kwargs(config)})
+backbone = timm.create_model(
+    "{config["backbone"]}", num_classes={len(config["id2label"])}, in_chans=1{_backbone_kwargs(config)}
+)
 state = load_file(f"{{folder}}/model.safetensors")
 backbone.load_state_dict({{k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}})
 ```"""
@@ -379,8 +381,8 @@ def _training(recipe: Recipe, results: dict[str, Any], output_dir: Path) -> str:
     resolved = recipe_file.read_text(encoding="utf-8") if recipe_file.is_file() else ""
     command = results.get("command")
     launched = f"The training process's command line (`sys.argv`):\n\n```bash\n{command}\n```\n\n" if command else ""
-    return f"""{launched}Recipe: `{results.get("source", "")}`. `recipe.yaml` in this folder is that recipe resolved (base recipes merged, every `--set` override applied); from a checkout of lsr-hf this trains the model
-again (the output folder is part of the recipe: `--set training.output_dir=...` to write elsewhere):
+    return f"""{launched}Recipe: `{results.get("source", "")}`. `recipe.yaml` in this folder is that recipe resolved
+(base recipes merged, every `--set` override applied); from a checkout of lsr-hf this trains the model again (the output folder is part of the recipe: `--set training.output_dir=...` to write elsewhere):
 
 ```bash
 accelerate launch scripts/train.py --recipe recipe.yaml

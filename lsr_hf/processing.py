@@ -36,7 +36,9 @@ def _float32_values(values: Sequence[float]) -> list[float]:
     return [float(str(np.float32(v))) for v in values]
 
 
-def timm_pretrained_cfg(default: Mapping[str, Any], preprocessing: Mapping[str, Any], num_classes: int) -> dict[str, Any]:
+def timm_pretrained_cfg(
+    default: Mapping[str, Any], preprocessing: Mapping[str, Any], num_classes: int
+) -> dict[str, Any]:
     """timm's ``pretrained_cfg`` for a model trained on ``preprocessing`` (``PreparedData.eval_preprocessing`` of an
     image dataset): the architecture's ``default`` cfg (first conv, classifier, interpolation) with the input size,
     mean/std, ``crop_pct`` 1, ``crop_mode`` centre and ``num_classes`` of the trained model, without the keys of

@@ -220,7 +220,8 @@ def test_audio_pipeline_takes_any_length_and_rate(audio_run):
     rng = np.random.default_rng(0)
     for seconds, rate in ((0.3, 11025), (2.2, 44100), (1.0, MODEL_RATE)):
         clip = (0.3 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
-        at_model_rate = AF.resample(torch.from_numpy(clip), rate, MODEL_RATE) if rate != MODEL_RATE else torch.from_numpy(clip)
+        wave = torch.from_numpy(clip)
+        at_model_rate = AF.resample(wave, rate, MODEL_RATE) if rate != MODEL_RATE else wave
         padded = torch.zeros(4 * 2000)  # the job's test clips: 4 segments of 0.25 s, zero padded or cropped
         padded[: min(len(at_model_rate), 8000)] = at_model_rate[:8000]
         with torch.no_grad():
@@ -295,3 +296,35 @@ def test_timm_pretrained_cfg_keeps_the_architecture_and_drops_the_weights_source
     assert cfg["input_size"] == [3, 28, 40] and cfg["mean"] == [0.1, 0.2, 0.3] and cfg["std"] == [1.0, 2.0, 3.0]
     assert cfg["first_conv"] == default["first_conv"] and cfg["classifier"] == default["classifier"]
     assert cfg["num_classes"] == 7 and not set(cfg) & set(STALE_PRETRAINED_KEYS)
+
+
+def test_hub_upload_carries_the_preprocessing_and_the_card_points_at_the_repo(audio_run, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    from lsr_hf.model_card import write_model_card
+    from lsr_hf.train import _push_to_hub
+
+    results, out, _ = audio_run
+    folder = tmp_path / "copy"
+    shutil.copytree(out, folder)
+    recipe = load_recipe(folder / "recipe.yaml", ["hub.push=true", "hub.repo_id=someone/tiny-audio"])
+    text = write_model_card(folder, recipe, results).read_text()
+    assert 'pipeline("audio-classification", model="someone/tiny-audio")' in text
+    assert "snapshot_download('someone/tiny-audio')" in text and str(folder) not in text.split("## Training")[0]
+
+    calls = {}
+
+    class FakeRepo:
+        repo_id = "someone/tiny-audio"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: FakeRepo())
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.setdefault("upload", kw))
+    _push_to_hub(folder, recipe)
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    uploaded = set(filter_repo_objects(files, ignore_patterns=calls["upload"]["ignore_patterns"]))
+    expected = {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "reliability.png"}
+    assert expected <= uploaded
+    assert not any(name.startswith("checkpoint-") for name in uploaded)

@@ -97,7 +97,9 @@ class AudioCNNFeatureExtractor(SequenceFeatureExtractor):
             elif array.dim() == 2:
                 items = list(array)
             else:
-                raise ValueError(f"raw_audio must be one clip (samples,) or a batch (B, samples), got {tuple(array.shape)}")
+                raise ValueError(
+                    f"raw_audio must be one clip (samples,) or a batch (B, samples), got {tuple(array.shape)}"
+                )
         elif isinstance(raw_audio, (list, tuple)) and raw_audio and not isinstance(raw_audio[0], (int, float)):
             items = [torch.as_tensor(np.asarray(clip)) for clip in raw_audio]
         elif isinstance(raw_audio, (list, tuple)) and raw_audio:
@@ -106,7 +108,9 @@ class AudioCNNFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"raw_audio must be a waveform or a list of waveforms, got {type(raw_audio).__name__}")
         for clip in items:
             if clip.dim() != 1 or clip.shape[0] == 0:
-                raise ValueError(f"each clip must be a non-empty mono waveform (samples,), got shape {tuple(clip.shape)}")
+                raise ValueError(
+                    f"each clip must be a non-empty mono waveform (samples,), got shape {tuple(clip.shape)}"
+                )
         return [clip.to(torch.float32) for clip in items]
 
 
