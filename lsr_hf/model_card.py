@@ -75,7 +75,7 @@ def write_model_card(output_dir: str | Path, recipe: Recipe, results: dict[str, 
         base_model=_base_model(recipe),
         eval_results=eval_results or None,
     )
-    diagram = _write_reliability(output_dir, title)
+    diagram = _write_reliability(output_dir, f"{recipe.model.name} on {dataset}, {recipe.loss.method}: test split")
     if audio:
         preprocessing = _audio_preprocessing(output_dir)
         usage = _audio_usage(model_ref, config)
@@ -382,7 +382,8 @@ def _training(recipe: Recipe, results: dict[str, Any], output_dir: Path) -> str:
     command = results.get("command")
     launched = f"The training process's command line (`sys.argv`):\n\n```bash\n{command}\n```\n\n" if command else ""
     return f"""{launched}Recipe: `{results.get("source", "")}`. `recipe.yaml` in this folder is that recipe resolved
-(base recipes merged, every `--set` override applied); from a checkout of lsr-hf this trains the model again (the output folder is part of the recipe: `--set training.output_dir=...` to write elsewhere):
+(base recipes merged, every `--set` override applied); from a checkout of lsr-hf this trains the model again
+(the output folder is part of the recipe: `--set training.output_dir=...` to write elsewhere):
 
 ```bash
 accelerate launch scripts/train.py --recipe recipe.yaml
