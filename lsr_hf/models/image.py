@@ -61,7 +61,9 @@ def build_image_model(
         model_args=model_args,  # {} rather than null: timm.create_model("hf-hub:...") reads it with .get
         id2label=id2label,
         label2id=label2id,
-        pretrained_cfg=dict(net.pretrained_cfg),  # lets TimmWrapperImageProcessor.from_pretrained(dir) work
+        # lets TimmWrapperImageProcessor.from_pretrained(dir) work; lsr_hf.processing.attach_preprocessing replaces
+        # timm's defaults (ImageNet size, mean/std, weights' source) with the training data's
+        pretrained_cfg=dict(net.pretrained_cfg),
     )
     model = TimmWrapperForImageClassification(config)
     model.timm_model.load_state_dict(net.state_dict(), strict=True)
