@@ -50,7 +50,7 @@ def image_run(tmp_path_factory):
     recipe = load_recipe(
         REPO / "recipes" / "demo_ostc.yaml",
         [f"training.output_dir={out}", "training.max_steps=8", "training.save_steps=4", "training.save_total_limit=2",
-         "training.per_device_train_batch_size=32", *FAST],
+         *FAST],
     )
     return run(recipe), out
 
