@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -29,6 +31,7 @@ from lsr_hf.metrics import build_compute_metrics
 from lsr_hf.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
 from lsr_hf.outputs import PREDICTIONS_FILE, RESULTS_FILE, plan_output_dir, write_json
+from lsr_hf.processing import attach_preprocessing
 from lsr_hf.recipe import Recipe, write_resolved
 from lsr_hf.schedule import ScheduleConfig, multistep_with_warmup
 from lsr_hf.timing import EpochTimer
@@ -117,8 +120,12 @@ def build_trainer(
         args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     train_collator, train_transform = _on_device(data.train_collator)
     eval_collator, eval_transform = _on_device(data.eval_collator)
+    model = build_model(recipe, data)
+    # images: the preprocessing goes into config.json; audio: a feature extractor Trainer saves in every checkpoint
+    processor = attach_preprocessing(model, data)
     return _JobTrainer(
-        model=build_model(recipe, data),
+        model=model,
+        processing_class=processor,
         args=args,
         ostc=recipe.loss,
         train_dataset=data.train,
@@ -194,6 +201,7 @@ def run(
         "metrics": metrics,
         "recipe": recipe.to_dict(),
         "source": recipe.source,
+        "command": shlex.join(sys.argv),
         "seed": args.seed,
         "resumed_from": checkpoint,
         "dataset": {

@@ -48,6 +48,26 @@ class PreparedData:
     num_skipped: int = 0
     skipped: dict[str, list[str]] = field(default_factory=dict)
 
+    @property
+    def eval_preprocessing(self) -> dict[str, Any]:
+        """What evaluation feeds the model, read from the test split and the evaluation collator (for saving with
+        the model, ``lsr_hf.processing``). Images: ``{"input_size": (3, H, W), "mean": (r, g, b), "std": (r, g,
+        b)}``; audio: ``{"sample_rate": Hz, "segment_length": T samples, "num_segments": S}`` (a test clip is
+        padded with zeros or cropped to S·T samples, scored as the mean of its S segments' logits)."""
+        if self.modality == "audio":
+            decoded = self.test.decoded
+            return {
+                "sample_rate": self.sample_rate,
+                "segment_length": decoded.segment_length,
+                "num_segments": decoded.num_segments,
+            }
+        transform = self.eval_collator
+        return {
+            "input_size": tuple(self.test.images.shape[1:]),
+            "mean": tuple(transform.mean.flatten().tolist()),
+            "std": tuple(transform.std.flatten().tolist()),
+        }
+
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Loads (Hub or ``cfg.path``), splits, decodes once, and builds the collators for dataset ``cfg.name``.
