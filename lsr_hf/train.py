@@ -140,8 +140,10 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
         callbacks: extra ``TrainerCallback``s (progress hooks, tests).
     """
     started = time.perf_counter()
-    # everything that can be checked without data, before any data is loaded
-    recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
+    # everything that can be checked without data, before any data is loaded (a dataset without a built-in spec
+    # has its classes checked once loaded, still before any output is written)
+    if recipe.data.builtin:
+        recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
     args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     output_dir = Path(args.output_dir)
     checkpoint = None
@@ -153,7 +155,8 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
     set_seed(args.seed)
 
     with args.main_process_first(desc="loading the dataset"):
-        data = prepare_data(recipe.data)
+        data = prepare_data(recipe.data)  # DataSourceError (Hub out of reach, unusable path) before any output
+    recipe.loss.check_num_classes(data.num_classes)
     trainer = build_trainer(recipe, data, args, callbacks)
     if trainer.is_world_process_zero():
         write_resolved(recipe, output_dir / "recipe.yaml")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset as HFDataset
 from datasets import Image
+from PIL import Image as PILImage
 from torch.utils.data import Dataset
 
 from lsr_hf.data.items import StackedItems
@@ -29,11 +30,16 @@ from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN
 DECODE_BATCH_SIZE = 1024
 
 
-def decode_images(ds: HFDataset, column: str = IMAGE_COLUMN, batch_size: int = DECODE_BATCH_SIZE) -> torch.Tensor:
-    """All images of ``ds[column]`` as one uint8 tensor (N, 3, H, W), converted to RGB, decoded in batches.
+def decode_images(
+    ds: HFDataset, column: str = IMAGE_COLUMN, batch_size: int = DECODE_BATCH_SIZE, size: int | None = None
+) -> torch.Tensor:
+    """All images of ``ds[column]`` as one uint8 tensor (N, 3, H, W), converted to RGB, decoded in batches;
+    with ``size``, each image is first resized (PIL, bilinear) to ``size`` × ``size``.
 
-    Raises ``ValueError`` if the images do not all have the same size.
+    Raises ``ValueError`` if the images do not all have the same size (and no ``size`` is given).
     """
+    if size is not None:
+        return _decode_resized(ds, column, size)
     images = ds.select_columns([column]).cast_column(column, Image(mode="RGB")).with_format("numpy")
     n = len(images)
     out: torch.Tensor | None = None
@@ -55,6 +61,33 @@ def decode_images(ds: HFDataset, column: str = IMAGE_COLUMN, batch_size: int = D
     return out
 
 
+def _decode_resized(ds: HFDataset, column: str, size: int) -> torch.Tensor:
+    images = ds.select_columns([column]).cast_column(column, Image(mode="RGB"))
+    out = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
+    for i, row in enumerate(images):
+        picture = row[column].resize((size, size), PILImage.BILINEAR)
+        out[i] = torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy()).permute(2, 0, 1)
+    if len(images) == 0:
+        raise ValueError("the dataset has no images")
+    return out
+
+
+def channel_stats(images: torch.Tensor, batch_size: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel of uint8 images (N, 3, H, W) on the [0, 1] scale, over all pixels (population std,
+    accumulated in float64 batch by batch). A channel with std 0 gets std 1 (it would otherwise divide by 0)."""
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(torch.float64).div_(255.0)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
 class ImageDataset(Dataset):
     """Decoded images and their labels, in memory. Item ``i`` is
     ``{"pixel_values": uint8 (3, H, W), "labels": int}``; ``ImageBatchTransform`` turns a list of items into a
@@ -69,10 +102,12 @@ class ImageDataset(Dataset):
         self.labels = labels.to(torch.long)
 
     @classmethod
-    def from_hf(cls, ds: HFDataset, column: str = IMAGE_COLUMN, label_column: str = LABEL_COLUMN) -> ImageDataset:
-        """Decodes ``ds`` (a split from ``load_raw_splits``) once."""
+    def from_hf(
+        cls, ds: HFDataset, column: str = IMAGE_COLUMN, label_column: str = LABEL_COLUMN, size: int | None = None
+    ) -> ImageDataset:
+        """Decodes ``ds`` (a split from ``load_raw_splits``) once (resized to ``size`` × ``size`` when given)."""
         labels = torch.as_tensor(np.asarray(ds.with_format("numpy")[label_column]), dtype=torch.long)
-        return cls(decode_images(ds, column), labels)
+        return cls(decode_images(ds, column, size=size), labels)
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -9,10 +9,17 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from lsr_hf.data.audio import AudioClipDataset, AudioCollator, AudioSegmentDataset, DecodedAudio, decode_audio
+from lsr_hf.data.audio import (
+    AudioClipDataset,
+    AudioCollator,
+    AudioSegmentDataset,
+    DecodedAudio,
+    decode_audio,
+    native_sample_rate,
+)
 from lsr_hf.data.config import DataConfig
-from lsr_hf.data.image import ImageBatchTransform, ImageDataset
-from lsr_hf.data.load import load_raw_splits
+from lsr_hf.data.image import ImageBatchTransform, ImageDataset, channel_stats
+from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN, load_raw_splits
 from lsr_hf.data.specs import get_spec
 
 logger = logging.getLogger(__name__)
@@ -29,7 +36,11 @@ class PreparedData:
     (``lsr_hf.train``) loads uint8 batches and runs it there.
     Audio: training items are segments ``{"input_values": (T,)}``, evaluation items whole clips
     ``{"input_values": (S, T)}`` (average the S segment logits); both collators just stack.
-    ``num_skipped`` counts undecodable audio files (over all splits); ``sample_rate`` is None for images.
+    ``num_skipped`` counts undecodable audio files (over all splits).
+
+    What a preprocessor saved with the model needs, read from the data (not from a built-in spec):
+    images: ``mean``/``std`` (per RGB channel, [0, 1] scale) and ``image_size`` (H, W); audio: ``sample_rate``
+    (Hz), ``segment_length`` (samples, T) and ``num_segments`` (S of an evaluation clip). The others are None.
     """
 
     train: Dataset
@@ -42,45 +53,80 @@ class PreparedData:
     modality: str
     sample_rate: int | None = None
     num_skipped: int = 0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    image_size: tuple[int, int] | None = None
+    segment_length: int | None = None
+    num_segments: int | None = None
 
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Loads (Hub or ``cfg.path``), splits, decodes once, and builds the collators for dataset ``cfg.name``."""
-    spec = get_spec(cfg.name)
+    """Loads (Hub or ``cfg.path``), splits, decodes once, and builds the collators for ``cfg``'s dataset.
+
+    The modality and class names are those of the loaded data (for a built-in dataset, its spec's); image
+    statistics are ``cfg.mean``/``cfg.std``, else the built-in spec's, else computed on the training split; the
+    audio rate is ``cfg.sample_rate``, else the training files' own rate.
+    """
     raw = load_raw_splits(cfg)
-    logger.info("%s: %s", spec.name, ", ".join(f"{name} {len(ds)}" for name, ds in raw.items()))
-    if spec.modality == "image":
-        return image_data({name: ImageDataset.from_hf(ds) for name, ds in raw.items()}, cfg)
-    decoded = {name: decode_audio(ds, cfg.sample_rate, cfg.segment_seconds) for name, ds in raw.items()}
-    return audio_data(decoded, cfg)
+    class_names = tuple(raw["train"].features[LABEL_COLUMN].names)
+    logger.info("%s: %s", cfg.path or cfg.name, ", ".join(f"{name} {len(ds)}" for name, ds in raw.items()))
+    if IMAGE_COLUMN in raw["train"].column_names:
+        splits = {name: ImageDataset.from_hf(ds, size=cfg.image_size) for name, ds in raw.items()}
+        return image_data(splits, cfg, class_names)
+    sample_rate = cfg.sample_rate or native_sample_rate(raw["train"])
+    decoded = {name: decode_audio(ds, sample_rate, cfg.segment_seconds) for name, ds in raw.items()}
+    return audio_data(decoded, cfg, class_names, sample_rate)
 
 
-def image_data(splits: dict[str, ImageDataset], cfg: DataConfig) -> PreparedData:
+def image_data(
+    splits: dict[str, ImageDataset], cfg: DataConfig, class_names: tuple[str, ...] | None = None
+) -> PreparedData:
     """``PreparedData`` from decoded image splits (``train``, ``validation``, ``test``): the collators of DESIGN §4
-    with ``cfg``'s augmentation settings and the dataset's mean/std."""
-    spec = get_spec(cfg.name)
+    with ``cfg``'s augmentation settings and mean/std (``cfg.mean``/``cfg.std``, else the built-in dataset's, else
+    the training split's). ``class_names`` default to the built-in dataset's."""
+    spec = get_spec(cfg.name) if cfg.builtin else None
+    if class_names is None:
+        class_names = spec.class_names if spec is not None else ()
+    if cfg.mean is not None and cfg.std is not None:
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+    elif spec is not None and cfg.mean is None and cfg.std is None:
+        mean, std = spec.mean, spec.std
+    else:
+        mean, std = channel_stats(splits["train"].images)
+        mean, std = tuple(cfg.mean or mean), tuple(cfg.std or std)
+        logger.info("normalising with mean %s, std %s (training split)", mean, std)
     return PreparedData(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         train_collator=ImageBatchTransform(
             train=True,
-            mean=spec.mean,
-            std=spec.std,
+            mean=mean,
+            std=std,
             padding=cfg.random_crop_padding,
             flip=cfg.horizontal_flip,
             rotation_degrees=cfg.rotation_degrees,
         ),
-        eval_collator=ImageBatchTransform(train=False, mean=spec.mean, std=spec.std),
-        num_classes=spec.num_classes,
-        class_names=spec.class_names,
-        modality=spec.modality,
+        eval_collator=ImageBatchTransform(train=False, mean=mean, std=std),
+        num_classes=len(class_names),
+        class_names=class_names,
+        modality="image",
+        mean=mean,
+        std=std,
+        image_size=(int(splits["train"].images.shape[2]), int(splits["train"].images.shape[3])),
     )
 
 
-def audio_data(decoded: dict[str, DecodedAudio], cfg: DataConfig) -> PreparedData:
-    """``PreparedData`` from decoded audio splits: training segments, whole clips for evaluation."""
-    spec = get_spec(cfg.name)
+def audio_data(
+    decoded: dict[str, DecodedAudio],
+    cfg: DataConfig,
+    class_names: tuple[str, ...] | None = None,
+    sample_rate: int | None = None,
+) -> PreparedData:
+    """``PreparedData`` from decoded audio splits: training segments, whole clips for evaluation.
+    ``class_names`` default to the built-in dataset's, ``sample_rate`` (that of ``decoded``) to ``cfg``'s."""
+    if class_names is None:
+        class_names = get_spec(cfg.name).class_names
     collator = AudioCollator()
     return PreparedData(
         train=AudioSegmentDataset(decoded["train"]),
@@ -88,9 +134,11 @@ def audio_data(decoded: dict[str, DecodedAudio], cfg: DataConfig) -> PreparedDat
         test=AudioClipDataset(decoded["test"]),
         train_collator=collator,
         eval_collator=collator,
-        num_classes=spec.num_classes,
-        class_names=spec.class_names,
-        modality=spec.modality,
-        sample_rate=cfg.sample_rate,
+        num_classes=len(class_names),
+        class_names=class_names,
+        modality="audio",
+        sample_rate=sample_rate or cfg.sample_rate,
         num_skipped=sum(len(d.skipped) for d in decoded.values()),
+        segment_length=decoded["train"].segment_length,
+        num_segments=decoded["test"].num_segments,
     )
