@@ -23,13 +23,15 @@ REPORTED = ("accuracy", "top5_accuracy", "ece", "nll")
 
 def write_model_card(output_dir: str | Path, recipe: Recipe, results: dict[str, Any]) -> Path:
     """Writes ``output_dir/README.md``: Hub metadata, the objective, test/validation metrics, how to load."""
-    spec = get_spec(recipe.data.name)
-    modality = spec.modality
+    dataset = results["dataset"]
+    spec = get_spec(recipe.data.name) if recipe.data.builtin else None  # a Hub id or local data has no spec
+    modality = dataset.get("modality") or spec.modality
+    hub_id = spec.hub_id if spec is not None else (None if recipe.data.path else recipe.data.name)
     metrics = results["metrics"]
     data = ModelCardData(
         library_name="transformers",
         tags=["lsr-hf", "label-smoothing", "knowledge-distillation", recipe.loss.method, modality],
-        datasets=[spec.hub_id] if spec.hub_id else None,
+        datasets=[hub_id] if hub_id else None,
         metrics=["accuracy", "ece", "nll"],
         pipeline_tag="audio-classification" if modality == "audio" else "image-classification",
     )
@@ -45,7 +47,7 @@ def write_model_card(output_dir: str | Path, recipe: Recipe, results: dict[str, 
 {data.to_yaml()}
 ---
 
-# {recipe.model.name} on {spec.name}, trained with {METHOD_NAMES[loss.method]}
+# {recipe.model.name} on {spec.name if spec else (hub_id or recipe.data.path)}, trained with {METHOD_NAMES[loss.method]}
 
 Trained with lsr-hf's `OSTCTrainer`: L = (1 − α)·CE + α·w·KL(q ‖ softmax(z/τ)), with
 method `{loss.method}`, α = {loss.alpha}, τ = {loss.temperature}, a = {loss.correct_prob}
