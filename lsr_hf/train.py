@@ -177,6 +177,8 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
         "resumed_from": checkpoint,
         "dataset": {
             "name": recipe.data.name,
+            "path": recipe.data.path,
+            "modality": data.modality,
             "num_classes": data.num_classes,
             "class_names": list(data.class_names),
             "sizes": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
