@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import ClassLabel, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
+from transformers import AutoConfig
 
 from data_fixtures import class_images, png_bytes, tone, wav_bytes
 from lsr_hf.data import DataConfig, prepare_data
@@ -202,11 +203,11 @@ def test_image_folder_trains_through_the_generic_recipe(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = results_of(out)
     assert results["dataset"]["class_names"] == ["blue", "green", "red"] and results["dataset"]["sizes"]["test"] == 18
-    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "blue", "1": "green", "2": "red"}
+    assert AutoConfig.from_pretrained(out).id2label == {0: "blue", 1: "green", 2: "red"}
 
 
 def test_audio_folder_trains_through_the_generic_recipe(tmp_path: Path) -> None:
-    root = write_audio_folder(tmp_path / "clips", n_per_class=4, rate=4000)
+    root = write_audio_folder(tmp_path / "clips", n_per_class=5, rate=4000)  # 11 training clips: no batch of 1
     out = tmp_path / "out"
     proc = run_train("--recipe", "recipes/audiofolder_ostc.yaml", "--set", f"data.path={root}",
                      "--set", f"training.output_dir={out}", *FAST)  # fmt: skip
