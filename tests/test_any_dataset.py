@@ -218,11 +218,11 @@ def test_audio_folder_trains_through_the_generic_recipe(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD} (../shared/data is only on the dev machines)")
 def test_fsdd_slice_end_to_end(tmp_path: Path) -> None:
-    """Real audio: a 300-clip slice of FSDD's official train split, its whole test split, 8 kHz kept."""
+    """Real audio: a 600-clip slice of FSDD's official train split, its whole test split, 8 kHz kept."""
     out = tmp_path / "out"
     proc = run_train("--recipe", "recipes/audiofolder_ostc.yaml", "--set", f"data.path={FSDD}",
-                     "--set", "data.max_train_samples=300", "--set", f"training.output_dir={out}",
-                     "--set", "training.num_train_epochs=3", "--set", "training.save_strategy='no'",
+                     "--set", "data.max_train_samples=600", "--set", f"training.output_dir={out}",
+                     "--set", "training.num_train_epochs=5", "--set", "training.save_strategy='no'",
                      "--set", "training.eval_strategy='no'", "--set", "training.disable_tqdm=true",
                      "--set", "training.dataloader_num_workers=0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -230,4 +230,4 @@ def test_fsdd_slice_end_to_end(tmp_path: Path) -> None:
     assert results["dataset"]["class_names"] == [str(d) for d in range(10)]
     assert results["dataset"]["sizes"]["test"] == 300 and results["dataset"]["num_skipped"] == 0
     assert json.loads((out / "config.json").read_text())["sample_rate"] == 8000
-    assert results["metrics"]["test_accuracy"] > 0.3  # chance is 0.1: it learns from 300 real clips
+    assert results["metrics"]["test_accuracy"] > 0.5  # chance is 0.1: it learns from 600 real clips
