@@ -18,6 +18,7 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from lsr_hf.data import get_spec
+from lsr_hf.data.config import AUTO, DataConfig
 from lsr_hf.recipe import Recipe
 
 METHOD_NAMES = {
@@ -47,8 +48,8 @@ def write_model_card(output_dir: str | Path, recipe: Recipe, results: dict[str, 
     audio = config.get("model_type") == AUDIO_MODEL_TYPE
     model_ref = recipe.hub.repo_id if recipe.hub.push and recipe.hub.repo_id else output_dir.as_posix()
     metrics = results["metrics"]
-    dataset = results["dataset"]["name"]
-    dataset_id = _hub_dataset_id(dataset)
+    dataset = recipe.data.path if recipe.data.name == AUTO else recipe.data.name
+    dataset_id = _hub_dataset_id(recipe.data)
     task = "audio-classification" if audio else "image-classification"
     title = f"{recipe.model.name} on {dataset}, trained with {METHOD_NAMES[recipe.loss.method]}"
 
@@ -133,11 +134,12 @@ def _loss_settings(recipe: Recipe) -> str:
     return f"method `{loss.method}`, α = {loss.alpha}, τ = {loss.temperature}, a = {loss.correct_prob}"
 
 
-def _hub_dataset_id(name: str) -> str | None:
-    try:
-        return get_spec(name).hub_id
-    except ValueError:  # a dataset without a built-in spec
-        return None
+def _hub_dataset_id(data: DataConfig) -> str | None:
+    """The Hub id the data came from: a built-in dataset's, or ``data.name`` itself when it is a Hub id (not
+    ``auto`` and not loaded from ``data.path``)."""
+    if data.builtin:
+        return get_spec(data.name).hub_id
+    return None if data.path is not None or data.name == AUTO else data.name
 
 
 def _base_model(recipe: Recipe) -> str | None:

@@ -160,8 +160,10 @@ def run(
         lsr_hf.errors.TrainingDiverged: the loss became non-finite or exploded (``lsr_hf.guards``); nothing is saved.
     """
     started = time.perf_counter()
-    # everything that can be checked without data, before any data is loaded
-    recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
+    # everything that can be checked without data, before any data is loaded (a dataset without a built-in spec
+    # has its classes checked once loaded, still before any output is written)
+    if recipe.data.builtin:
+        recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
     args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     output_dir = Path(args.output_dir)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=args.get_process_log_level())
@@ -177,7 +179,8 @@ def run(
     set_seed(args.seed)
 
     with args.main_process_first(desc="loading the dataset"):
-        data = prepare_data(recipe.data)
+        data = prepare_data(recipe.data)  # DataError / DataSourceError (Hub out of reach, unusable path) first
+    recipe.loss.check_num_classes(data.num_classes)
     timer = EpochTimer()
     guard = DivergenceGuard(uniform_prediction_loss(recipe.loss, data.num_classes))
     trainer = build_trainer(recipe, data, args, [*callbacks, timer, guard])
@@ -206,6 +209,8 @@ def run(
         "resumed_from": checkpoint,
         "dataset": {
             "name": recipe.data.name,
+            "path": recipe.data.path,
+            "modality": data.modality,
             "num_classes": data.num_classes,
             "class_names": list(data.class_names),
             "sizes": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},

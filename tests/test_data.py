@@ -63,7 +63,8 @@ def test_config_defaults_are_valid() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("name", "imagenet"),
+        ("name", ""),  # any other name is a Hub dataset id (tests/test_any_dataset.py)
+        ("name", "my images"),
         ("path", ""),
         ("input_column", ""),
         ("label_column", 3),
@@ -86,6 +87,9 @@ def test_config_defaults_are_valid() -> None:
         ("sample_rate", 16000.5),
         ("segment_seconds", 0.0),
         ("segment_seconds", 1e-9),
+        ("mean", [0.5, 0.5]),
+        ("std", [0.2, 0.0, 0.2]),
+        ("image_size", 0),
     ],
 )
 def test_config_rejects_invalid_values_naming_the_field(field: str, value: object) -> None:

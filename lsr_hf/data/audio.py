@@ -58,6 +58,27 @@ def read_audio(data: bytes | None, path: str | None, sample_rate: int) -> torch.
     return mono
 
 
+def native_sample_rate(ds: HFDataset, column: str = AUDIO_COLUMN, probe: int = 64) -> int:
+    """The most common native sample rate (Hz) of the first ``probe`` files of ``ds[column]`` that soundfile can
+    read (``data.sample_rate: null`` trains at this rate). ``ValueError`` if none of them can be read."""
+    files = ds.select_columns([column]).select(range(min(probe, len(ds)))).with_format("arrow")[:].column(column)
+    files = files.combine_chunks()
+    if pa.types.is_struct(files.type):
+        data, paths = files.field("bytes").to_pylist(), files.field("path").to_pylist()
+    else:
+        data, paths = files.to_pylist(), [None] * len(files)
+    rates: list[int] = []
+    for blob, path in zip(data, paths):
+        try:
+            rates.append(int(sf.info(io.BytesIO(blob) if blob is not None else path).samplerate))
+        except (RuntimeError, ValueError, OSError, TypeError):  # an undecodable file: decode_audio skips it
+            continue
+    if not rates:
+        raise ValueError(f"none of the first {len(data)} audio files could be read to find their sample rate")
+    values, counts = np.unique(rates, return_counts=True)
+    return int(values[counts.argmax()])
+
+
 @dataclass
 class DecodedAudio:
     """The clips of one split: ``clips`` float32 (N, S·T), ``labels`` int64 (N,), ``lengths`` (N,) real

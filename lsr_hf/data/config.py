@@ -10,6 +10,8 @@ from typing import Any
 from lsr_hf.data.quality import DEFAULT_MAX_SKIPPED_FRACTION
 from lsr_hf.data.specs import SPECS
 
+AUTO = "auto"  # data.name for a dataset that data.path alone describes
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -24,13 +26,20 @@ class DataConfig:
     """Dataset, splits and augmentation. Validated on construction: an invalid value raises ``ValueError``
     whose message starts with the field name (the recipe loader prefixes it with ``recipes/x.yaml: data.``)."""
 
-    name: str = field(default="demo", metadata={"help": f"Dataset, one of {', '.join(SPECS)}."})
+    name: str = field(
+        default="demo",
+        metadata={
+            "help": f"Dataset: a built-in one ({', '.join(SPECS)}), any HuggingFace Hub dataset id (e.g. "
+            f"'user/my-clips'), or {AUTO!r} for the dataset at data.path. For a dataset without a built-in spec the "
+            "modality, class names and splits are read from the data."
+        },
+    )
     path: str | None = field(
         default=None,
         metadata={
             "help": "Local copy instead of the Hub: a parquet file, a folder of parquet files (split files named "
             "like the Hub's train-*.parquet / validation-* / test-*, or a folder per split), an image folder "
-            "(<split>/<class>/<file>) or an audio folder (<genre>/<file>.wav)."
+            "([<split>/]<class>/<file>) or an audio folder ([<split>/]<class>/<file>.wav)."
         },
     )
     input_column: str | None = field(
@@ -76,14 +85,46 @@ class DataConfig:
     rotation_degrees: float = field(
         default=0.0, metadata={"help": "In [0, 180]: random rotation in [-deg, deg] in training (0 disables it)."}
     )
-    sample_rate: int = field(default=22050, metadata={"help": "> 0: audio is resampled to this rate (Hz)."})
+    mean: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Images: per-channel (RGB) mean on the [0, 1] scale used to normalise; null: the built-in "
+            "dataset's, or computed on the training split of any other dataset."
+        },
+    )
+    std: list[float] | None = field(
+        default=None, metadata={"help": "Images: per-channel (RGB) std (> 0), as data.mean; null: as for mean."}
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "> 0: images are resized (bilinear) to image_size x image_size when decoded; null keeps them "
+            "as they are (they must then all have the same size)."
+        },
+    )
+    sample_rate: int | None = field(
+        default=22050,
+        metadata={"help": "> 0: audio is resampled to this rate (Hz); null: the rate of the training files."},
+    )
     segment_seconds: float = field(
         default=3.0, metadata={"help": "> 0: length of the audio segments the clips are cut into (seconds)."}
     )
 
+    @property
+    def builtin(self) -> bool:
+        """Whether ``name`` is a built-in dataset (with a spec) rather than a Hub id or ``auto``."""
+        return self.name in SPECS
+
     def __post_init__(self) -> None:
-        if self.name not in SPECS:
-            raise ValueError(f"name must be one of {', '.join(SPECS)}, got {self.name!r}")
+        if not isinstance(self.name, str) or not self.name.strip() or any(c.isspace() for c in self.name):
+            raise ValueError(
+                f"name must be a built-in dataset ({', '.join(SPECS)}), a Hub dataset id or {AUTO!r}, got {self.name!r}"
+            )
+        if self.name == AUTO and self.path is None:
+            raise ValueError(
+                f"path must be set when name is {AUTO!r}: give the dataset with --set data.path=DIR (a local image "
+                "folder, audio folder or parquet folder) or --set data.name=<Hub dataset id>"
+            )
         if self.path is not None:
             if not isinstance(self.path, str) or not self.path:
                 raise ValueError(f"path must be a non-empty string or null, got {self.path!r}")
@@ -118,11 +159,22 @@ class DataConfig:
             raise ValueError(f"horizontal_flip must be true or false, got {self.horizontal_flip!r}")
         if not _is_real(self.rotation_degrees) or not 0.0 <= self.rotation_degrees <= 180.0:
             raise ValueError(f"rotation_degrees must be in [0, 180], got {self.rotation_degrees!r}")
-        if not _is_int(self.sample_rate) or self.sample_rate <= 0:
-            raise ValueError(f"sample_rate must be an integer > 0, got {self.sample_rate!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(_is_real(v) for v in value):
+                raise ValueError(f"{name} must be 3 numbers (R, G, B) or null, got {value!r}")
+            if name == "std" and min(value) <= 0:
+                raise ValueError(f"std must be > 0 per channel, got {value!r}")
+            setattr(self, name, [float(v) for v in value])
+        if self.image_size is not None and (not _is_int(self.image_size) or self.image_size <= 0):
+            raise ValueError(f"image_size must be an integer > 0 or null, got {self.image_size!r}")
+        if self.sample_rate is not None and (not _is_int(self.sample_rate) or self.sample_rate <= 0):
+            raise ValueError(f"sample_rate must be an integer > 0 or null, got {self.sample_rate!r}")
         if not _is_real(self.segment_seconds) or self.segment_seconds <= 0:
             raise ValueError(f"segment_seconds must be > 0, got {self.segment_seconds!r}")
-        if round(self.segment_seconds * self.sample_rate) < 1:
+        if self.sample_rate is not None and round(self.segment_seconds * self.sample_rate) < 1:
             raise ValueError(
                 f"segment_seconds must span at least one sample at sample_rate={self.sample_rate}, "
                 f"got {self.segment_seconds!r}"

@@ -134,6 +134,22 @@ def decode_images(
     return DecodedImages(images=out, rows=np.asarray(rows, dtype=np.int64), skipped=skipped, resized=len(resized))
 
 
+def channel_stats(images: torch.Tensor, batch_size: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel of uint8 images (N, 3, H, W) on the [0, 1] scale, over all pixels (population std,
+    accumulated in float64 batch by batch). A channel with std 0 gets std 1 (it would otherwise divide by 0)."""
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(torch.float64).div_(255.0)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
 class ImageDataset(Dataset):
     """Decoded images and their labels, in memory. Item ``i`` is
     ``{"pixel_values": uint8 (3, H, W), "labels": int}``; ``ImageBatchTransform`` turns a list of items into a

@@ -19,6 +19,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, V
 
 from lsr_hf.data.config import DataConfig
 from lsr_hf.data.demo import load_demo
+from lsr_hf.data.errors import LOCAL_LAYOUTS, DataSourceError, hub_unreachable, nothing_usable
 from lsr_hf.data.specs import DatasetSpec, get_spec
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ SPLITS = ("train", "validation", "test")
 # an image folder gets datasets' imagefolder columns; an audio folder is given the same shape
 FOLDER_LABEL_COLUMN = "label"
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# columns tried, in order, when a dataset without a built-in spec does not say which column is which
+INPUT_COLUMN_NAMES = ("image", "img", "audio", "file", "bytes")
+LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "genre", "category")
 # split names as written in folder and file names (the keywords datasets itself recognises)
 SPLIT_ALIASES = {
     "train": "train",
@@ -46,24 +51,35 @@ SPLIT_ALIASES = {
 def load_raw_splits(cfg: DataConfig) -> DatasetDict:
     """The dataset of ``cfg`` as ``train``/``validation``/``test`` with an input column and ``labels``.
 
-    Sources: the Hub (``cfg.path`` unset), a parquet file (all of it is ``train``), a folder of parquet files
-    (splits from file or folder names, as on the Hub), an image folder (datasets' ``imagefolder``) or an audio
-    folder of ``[<split>/]<genre>/<file>.wav``. A missing ``test`` split takes ``test_fraction`` of ``train``, a
-    missing ``validation`` split ``validation_fraction`` of it (both stratified by label, seeded by
-    ``split_seed``); then ``max_train_samples``/``max_eval_samples`` keep seeded random subsets.
+    Sources: the Hub (``cfg.path`` unset: the built-in dataset's id, or ``cfg.name`` as a Hub id), a parquet file
+    (all of it is ``train``), a folder of parquet files (splits from file or folder names, as on the Hub), an image
+    folder (datasets' ``imagefolder``) or an audio folder of ``[<split>/]<class>/<file>``. For a built-in dataset
+    the columns and class names are its spec's; for any other the modality comes from the input column's feature
+    (``Image``/``Audio``) or the folder's file types, and the class names from the label column (a ``ClassLabel``'s
+    names, the sorted class names found, or ``"0"``..``"K-1"`` for integer ids). A missing ``test`` split takes
+    ``test_fraction`` of ``train``, a missing ``validation`` split ``validation_fraction`` of it (both stratified by
+    label, seeded by ``split_seed``); then ``max_train_samples``/``max_eval_samples`` keep seeded random subsets.
 
     Raises:
+        DataSourceError: (a ``ValueError``) the Hub could not be reached or has no such dataset, or ``path``
+            does not exist or holds no data.
         ValueError: a missing column (naming ``data.input_column``/``data.label_column`` and the columns that
-            exist), labels that are neither integer class ids nor class names of the dataset, an input column
-            that does not hold images/audio, or a ``path`` that holds no data.
+            exist), labels that are neither integer class ids nor class names of the dataset, or an input column
+            that does not hold images/audio.
     """
-    spec = get_spec(cfg.name)
-    raw, source, (default_input, default_label) = _load_source(cfg, spec)
+    spec = get_spec(cfg.name) if cfg.builtin else None
+    raw, source, (default_input, default_label), modality = _load_source(cfg, spec)
     splits = _standard_splits(raw, source)
-    input_column = cfg.input_column or default_input
-    label_column = cfg.label_column or default_label
+    if spec is not None:
+        modality, class_names = spec.modality, spec.class_names
+        input_column = cfg.input_column or default_input
+        label_column = cfg.label_column or default_label
+    else:
+        input_column, modality = find_input_column(splits["train"], cfg.input_column, modality, source)
+        label_column = find_label_column(splits["train"], cfg.label_column, input_column, source)
+        class_names = find_class_names(splits, label_column, source)
     splits = {
-        name: _standardize(ds, spec, input_column, label_column, f"the {name} split of {source}")
+        name: _standardize(ds, modality, class_names, input_column, label_column, f"the {name} split of {source}")
         for name, ds in splits.items()
     }
     splits = _carve_missing(splits, cfg, source)
@@ -76,27 +92,53 @@ def load_raw_splits(cfg: DataConfig) -> DatasetDict:
 # ---------------------------------------------------------------------------------------------------- sources
 
 
-def _load_source(cfg: DataConfig, spec: DatasetSpec) -> tuple[DatasetDict, str, tuple[str, str]]:
-    """(raw splits, a description of the source for messages, default (input, label) columns)."""
-    spec_columns = (spec.input_column, spec.label_column)
-    if spec.hub_id is None:
-        return load_demo(), f"the {spec.name} dataset", spec_columns
+def _load_source(
+    cfg: DataConfig, spec: DatasetSpec | None
+) -> tuple[DatasetDict, str, tuple[str | None, str | None], str | None]:
+    """(raw splits, a description of the source for messages, default (input, label) columns, the modality when
+    the source tells it (a folder of images or audio files), else None)."""
+    spec_columns = (spec.input_column, spec.label_column) if spec is not None else (None, None)
+    if spec is not None and spec.hub_id is None:
+        return load_demo(), f"the {spec.name} dataset", spec_columns, spec.modality
     if cfg.path is None:
-        logger.info("loading %s from the HuggingFace Hub", spec.hub_id)
-        return load_dataset(spec.hub_id), spec.hub_id, spec_columns
+        hub_id = spec.hub_id if spec is not None else cfg.name
+        logger.info("loading %s from the HuggingFace Hub", hub_id)
+        try:
+            return load_dataset(hub_id), hub_id, spec_columns, None
+        except OSError as err:  # ConnectionError (offline, no network), DatasetNotFoundError, HfHubHTTPError (401/403)
+            raise hub_unreachable(hub_id, err) from err
 
     path = Path(cfg.path).expanduser()
     if not path.exists():
-        raise ValueError(f"path {cfg.path!r} does not exist")
+        raise DataSourceError(f"path {cfg.path!r} does not exist", "no such file or folder", f"use {LOCAL_LAYOUTS}")
     if path.is_file():
         if path.suffix.lower() != ".parquet":
-            raise ValueError(f"path must be a .parquet file or a folder, got {cfg.path!r}")
-        return load_dataset("parquet", data_files={"train": str(path)}), str(path), spec_columns
+            raise DataSourceError(
+                f"path must be a .parquet file or a folder, got {cfg.path!r}", "not a parquet file", f"use {LOCAL_LAYOUTS}"
+            )
+        return load_dataset("parquet", data_files={"train": str(path)}), str(path), spec_columns, None
     if next(path.rglob("*.parquet"), None) is not None:
-        return load_dataset("parquet", data_dir=str(path)), str(path), spec_columns
-    if spec.modality == "image":
-        return load_dataset("imagefolder", data_dir=str(path)), str(path), (IMAGE_COLUMN, FOLDER_LABEL_COLUMN)
-    return load_audio_folder(path), str(path), (AUDIO_COLUMN, FOLDER_LABEL_COLUMN)
+        return load_dataset("parquet", data_dir=str(path)), str(path), spec_columns, None
+    modality = spec.modality if spec is not None else folder_modality(path)
+    if modality == "image":
+        return load_dataset("imagefolder", data_dir=str(path)), str(path), (IMAGE_COLUMN, FOLDER_LABEL_COLUMN), "image"
+    return load_audio_folder(path), str(path), (AUDIO_COLUMN, FOLDER_LABEL_COLUMN), "audio"
+
+
+def _files(root: Path, extensions: tuple[str, ...]):
+    return (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
+def folder_modality(root: Path) -> str:
+    """``"image"`` or ``"audio"``: the kind of files a folder without parquet files holds (the more numerous)."""
+    images = sum(1 for _ in _files(root, IMAGE_EXTENSIONS))
+    clips = sum(1 for _ in _files(root, AUDIO_EXTENSIONS))
+    if images == clips == 0:
+        raise nothing_usable(
+            str(root),
+            f"no parquet, image ({', '.join(IMAGE_EXTENSIONS)}) or audio ({', '.join(AUDIO_EXTENSIONS)}) files in it",
+        )
+    return "image" if images >= clips else "audio"
 
 
 def load_audio_folder(root: str | Path) -> DatasetDict:
@@ -110,8 +152,10 @@ def load_audio_folder(root: str | Path) -> DatasetDict:
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise ValueError(
-            f"path {str(root)!r} holds no parquet files and no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+        raise DataSourceError(
+            f"path {str(root)!r} holds no parquet files and no audio files ({', '.join(AUDIO_EXTENSIONS)})",
+            "no usable files in it",
+            f"point data.path at {LOCAL_LAYOUTS}",
         )
     rows: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {AUDIO_COLUMN: [], FOLDER_LABEL_COLUMN: []})
     for file in files:
@@ -149,20 +193,121 @@ def _standard_splits(raw: DatasetDict, source: str) -> dict[str, Dataset]:
 # ---------------------------------------------------------------------------------------------------- columns
 
 
-def _standardize(ds: Dataset, spec: DatasetSpec, input_column: str, label_column: str, where: str) -> Dataset:
+def find_input_column(ds: Dataset, given: str | None, modality: str | None, source: str) -> tuple[str, str]:
+    """(input column, ``"image"``/``"audio"``) of a dataset without a built-in spec: ``given`` (data.input_column)
+    or the first column with an ``Image``/``Audio`` feature, else the first column named like an input
+    (``INPUT_COLUMN_NAMES``) that holds encoded files. The modality is the feature's, else ``modality`` (what the
+    folder held), else guessed from the file extension of the column's first path."""
+    if given is not None:
+        candidates = [given]
+    else:
+        typed = [c for c, f in ds.features.items() if isinstance(f, (Image, Audio))]
+        named = [c for c in INPUT_COLUMN_NAMES if c in ds.column_names and _is_bytes(ds.features[c])]
+        candidates = typed + named
+    for column in candidates:
+        if column not in ds.column_names:
+            break
+        feature = ds.features[column]
+        if isinstance(feature, Image):
+            return column, "image"
+        if isinstance(feature, Audio):
+            return column, "audio"
+        if _is_bytes(feature):
+            kind = modality or _modality_from_paths(ds, column)
+            if kind is not None:
+                return column, kind
+    raise ValueError(
+        f"data.input_column: no column of {source} is known to hold images or audio"
+        + (f" ({given!r} is not one)" if given else "")
+        + f"; its columns are: {', '.join(ds.column_names)} ({', '.join(f'{c}: {f}' for c, f in ds.features.items())}). "
+        "Set data.input_column to a column of datasets.Image / datasets.Audio features, or of {bytes, path} "
+        "structs whose paths end in an image or audio extension."
+    )
+
+
+def _modality_from_paths(ds: Dataset, column: str) -> str | None:
+    feature = ds.features[column]
+    if not (isinstance(feature, dict) and "path" in feature) or len(ds) == 0:
+        return None
+    paths = ds.select_columns([column]).select(range(min(len(ds), 16))).with_format("arrow")[:].column(column)
+    for path in paths.combine_chunks().field("path").to_pylist():
+        suffix = Path(path or "").suffix.lower()
+        if suffix in IMAGE_EXTENSIONS:
+            return "image"
+        if suffix in AUDIO_EXTENSIONS:
+            return "audio"
+    return None
+
+
+def find_label_column(ds: Dataset, given: str | None, input_column: str, source: str) -> str:
+    """``given`` (data.label_column), else the first ``ClassLabel`` column, else the first column named like a
+    label (``LABEL_COLUMN_NAMES``)."""
+    if given is not None:
+        return given
+    for column, feature in ds.features.items():
+        if isinstance(feature, ClassLabel) and column != input_column:
+            return column
+    for column in LABEL_COLUMN_NAMES:
+        if column in ds.column_names and column != input_column:
+            return column
+    raise ValueError(
+        f"data.label_column: no column of {source} is known to hold the labels; its columns are: "
+        f"{', '.join(ds.column_names)}. Set data.label_column to the column of class ids or class names "
+        "(an image or audio folder needs one sub-folder per class)."
+    )
+
+
+def find_class_names(splits: dict[str, Dataset], column: str, source: str) -> tuple[str, ...]:
+    """The classes of a dataset without a built-in spec: the training split's ``ClassLabel`` names; else the
+    sorted distinct strings over all splits; else ``"0"``..``"K-1"`` for integer ids (K = the largest id + 1)."""
+    train = splits["train"]
+    if column not in train.column_names:
+        raise ValueError(
+            f"column {column!r} (data.label_column) not found in the train split of {source}; its columns are: "
+            f"{', '.join(train.column_names)}. Set data.label_column to the column that holds the labels."
+        )
+    feature = train.features[column]
+    if isinstance(feature, ClassLabel):
+        names = tuple(feature.names)
+    else:
+        pa_type = feature.pa_type if isinstance(feature, Value) else None
+        values = [
+            v for ds in splits.values() if column in ds.column_names for v in ds.unique(column) if v is not None
+        ]
+        if pa_type is not None and pa.types.is_integer(pa_type):
+            if min(values, default=0) < 0:
+                raise ValueError(f"column {column!r} (data.label_column) of {source} has negative class ids")
+            names = tuple(str(i) for i in range(max(values, default=-1) + 1))
+        elif pa_type is not None and (pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type)):
+            names = tuple(sorted(set(values)))
+        else:
+            raise ValueError(
+                f"column {column!r} (data.label_column) of {source} must hold integer class ids or class names "
+                f"(strings), got {feature}"
+            )
+    if len(names) < 2:
+        raise ValueError(
+            f"column {column!r} (data.label_column) of {source} must hold at least 2 classes, got {list(names)}"
+        )
+    return names
+
+
+def _standardize(
+    ds: Dataset, modality: str, class_names: tuple[str, ...], input_column: str, label_column: str, where: str
+) -> Dataset:
     """Keep the input (renamed to ``image``/``audio``) and the labels (as ``labels``, a ClassLabel)."""
     for key, column in (("data.input_column", input_column), ("data.label_column", label_column)):
         if column not in ds.column_names:
             raise ValueError(
                 f"column {column!r} ({key}) not found in {where}; its columns are: {', '.join(ds.column_names)}. "
-                f"Set {key} to the column that holds the {'labels' if key.endswith('label_column') else spec.modality}."
+                f"Set {key} to the column that holds the {'labels' if key.endswith('label_column') else modality}."
             )
-    ids = label_ids(ds, label_column, spec.class_names, where)
-    ds = _check_input(ds.select_columns([input_column]), input_column, spec.modality, where)
-    canonical = IMAGE_COLUMN if spec.modality == "image" else AUDIO_COLUMN
+    ids = label_ids(ds, label_column, class_names, where)
+    ds = _check_input(ds.select_columns([input_column]), input_column, modality, where)
+    canonical = IMAGE_COLUMN if modality == "image" else AUDIO_COLUMN
     if input_column != canonical:
         ds = ds.rename_column(input_column, canonical)
-    return ds.add_column(LABEL_COLUMN, ids, feature=ClassLabel(names=list(spec.class_names)))
+    return ds.add_column(LABEL_COLUMN, ids, feature=ClassLabel(names=list(class_names)))
 
 
 def label_ids(ds: Dataset, column: str, class_names: tuple[str, ...], where: str = "the dataset") -> np.ndarray:

@@ -10,10 +10,17 @@ from typing import Any
 from datasets.exceptions import DatasetGenerationError
 from torch.utils.data import Dataset
 
-from lsr_hf.data.audio import AudioClipDataset, AudioCollator, AudioSegmentDataset, DecodedAudio, decode_audio
+from lsr_hf.data.audio import (
+    AudioClipDataset,
+    AudioCollator,
+    AudioSegmentDataset,
+    DecodedAudio,
+    decode_audio,
+    native_sample_rate,
+)
 from lsr_hf.data.config import DataConfig
-from lsr_hf.data.image import ImageBatchTransform, ImageDataset
-from lsr_hf.data.load import load_raw_splits
+from lsr_hf.data.image import ImageBatchTransform, ImageDataset, channel_stats
+from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN, load_raw_splits
 from lsr_hf.data.quality import check_parquet_files
 from lsr_hf.data.specs import get_spec
 from lsr_hf.errors import DataError
@@ -33,7 +40,11 @@ class PreparedData:
     Audio: training items are segments ``{"input_values": (T,)}``, evaluation items whole clips
     ``{"input_values": (S, T)}`` (average the S segment logits); both collators just stack.
     ``num_skipped`` counts the undecodable images or audio files (over all splits), ``skipped`` names them per split
-    (``lsr_hf.data.quality.skip_note``); ``sample_rate`` is None for images.
+    (``lsr_hf.data.quality.skip_note``).
+
+    What a preprocessor saved with the model needs, read from the data (not from a built-in spec):
+    images: ``mean``/``std`` (per RGB channel, [0, 1] scale) and ``image_size`` (H, W); audio: ``sample_rate``
+    (Hz), ``segment_length`` (samples, T) and ``num_segments`` (S of an evaluation clip). The others are None.
     """
 
     train: Dataset
@@ -47,35 +58,39 @@ class PreparedData:
     sample_rate: int | None = None
     num_skipped: int = 0
     skipped: dict[str, list[str]] = field(default_factory=dict)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    image_size: tuple[int, int] | None = None
+    segment_length: int | None = None
+    num_segments: int | None = None
 
     @property
     def eval_preprocessing(self) -> dict[str, Any]:
-        """What evaluation feeds the model, read from the test split and the evaluation collator (for saving with
-        the model, ``lsr_hf.processing``). Images: ``{"input_size": (3, H, W), "mean": (r, g, b), "std": (r, g,
-        b)}``; audio: ``{"sample_rate": Hz, "segment_length": T samples, "num_segments": S}`` (a test clip is
-        padded with zeros or cropped to S·T samples, scored as the mean of its S segments' logits)."""
+        """What evaluation feeds the model (for saving with the model, ``lsr_hf.processing``). Images:
+        ``{"input_size": (3, H, W), "mean": (r, g, b), "std": (r, g, b)}``; audio: ``{"sample_rate": Hz,
+        "segment_length": T samples, "num_segments": S}`` (a test clip is padded with zeros or cropped to S·T
+        samples, scored as the mean of its S segments' logits)."""
         if self.modality == "audio":
-            decoded = self.test.decoded
             return {
                 "sample_rate": self.sample_rate,
-                "segment_length": decoded.segment_length,
-                "num_segments": decoded.num_segments,
+                "segment_length": self.segment_length,
+                "num_segments": self.num_segments,
             }
-        transform = self.eval_collator
-        return {
-            "input_size": tuple(self.test.images.shape[1:]),
-            "mean": tuple(transform.mean.flatten().tolist()),
-            "std": tuple(transform.std.flatten().tolist()),
-        }
+        return {"input_size": (3, *self.image_size), "mean": tuple(self.mean), "std": tuple(self.std)}
 
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Loads (Hub or ``cfg.path``), splits, decodes once, and builds the collators for dataset ``cfg.name``.
+    """Loads (Hub or ``cfg.path``), splits, decodes once, and builds the collators for ``cfg``'s dataset.
+
+    The modality and class names are those of the loaded data (for a built-in dataset, its spec's); image
+    statistics are ``cfg.mean``/``cfg.std``, else the built-in spec's, else computed on the training split; the
+    audio rate is ``cfg.sample_rate``, else the training files' own rate. Images of the validation and test splits
+    are resized to the training split's size (``cfg.image_size`` resizes all of them).
 
     Raises ``DataError`` (a ``ValueError``) for data that cannot be trained on: what ``load_raw_splits`` rejects
-    (columns, labels, paths), an empty split, or a split with more than ``cfg.max_skipped_fraction`` undecodable files.
+    (``DataSourceError``: a Hub dataset out of reach, a path with nothing usable; columns, labels), an empty split,
+    or a split with more than ``cfg.max_skipped_fraction`` undecodable files.
     """
-    spec = get_spec(cfg.name)
     if cfg.path is not None:
         check_parquet_files(cfg.path)
     try:
@@ -88,53 +103,80 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         cause = err
         while cause.__cause__ is not None or cause.__context__ is not None:
             cause = cause.__cause__ or cause.__context__
-        raise DataError(f"datasets cannot read {cfg.path or spec.hub_id}: {cause}") from err
-    logger.info("%s: %s", spec.name, ", ".join(f"{name} {len(ds)}" for name, ds in raw.items()))
+        raise DataError(f"datasets cannot read {cfg.path or cfg.name}: {cause}") from err
+    source = cfg.path or cfg.name
+    logger.info("%s: %s", source, ", ".join(f"{name} {len(ds)}" for name, ds in raw.items()))
     for name, ds in raw.items():
         if len(ds) == 0:
-            raise DataError(f"the {name} split of {cfg.path or spec.name} is empty: it has no rows")
+            raise DataError(f"the {name} split of {source} is empty: it has no rows")
+    class_names = tuple(raw["train"].features[LABEL_COLUMN].names)
     fraction = cfg.max_skipped_fraction
-    if spec.modality == "image":
-        splits = {"train": ImageDataset.from_hf(raw["train"], split="train", max_skipped_fraction=fraction)}
+    if IMAGE_COLUMN in raw["train"].column_names:
+        size = (cfg.image_size, cfg.image_size) if cfg.image_size else None
+        splits = {"train": ImageDataset.from_hf(raw["train"], size=size, split="train", max_skipped_fraction=fraction)}
         size = tuple(splits["train"].images.shape[2:])  # evaluation images are resized to the training size
         for name in ("validation", "test"):
             splits[name] = ImageDataset.from_hf(raw[name], size=size, split=name, max_skipped_fraction=fraction)
-        return image_data(splits, cfg)
+        return image_data(splits, cfg, class_names)
+    sample_rate = cfg.sample_rate or native_sample_rate(raw["train"])
     decoded = {
-        name: decode_audio(ds, cfg.sample_rate, cfg.segment_seconds, split=name, max_skipped_fraction=fraction)
+        name: decode_audio(ds, sample_rate, cfg.segment_seconds, split=name, max_skipped_fraction=fraction)
         for name, ds in raw.items()
     }
-    return audio_data(decoded, cfg)
+    return audio_data(decoded, cfg, class_names, sample_rate)
 
 
-def image_data(splits: dict[str, ImageDataset], cfg: DataConfig) -> PreparedData:
+def image_data(
+    splits: dict[str, ImageDataset], cfg: DataConfig, class_names: tuple[str, ...] | None = None
+) -> PreparedData:
     """``PreparedData`` from decoded image splits (``train``, ``validation``, ``test``): the collators of DESIGN §4
-    with ``cfg``'s augmentation settings and the dataset's mean/std."""
-    spec = get_spec(cfg.name)
+    with ``cfg``'s augmentation settings and mean/std (``cfg.mean``/``cfg.std``, else the built-in dataset's, else
+    the training split's). ``class_names`` default to the built-in dataset's."""
+    spec = get_spec(cfg.name) if cfg.builtin else None
+    if class_names is None:
+        class_names = spec.class_names if spec is not None else ()
+    if cfg.mean is not None and cfg.std is not None:
+        mean, std = tuple(cfg.mean), tuple(cfg.std)
+    elif spec is not None and cfg.mean is None and cfg.std is None:
+        mean, std = spec.mean, spec.std
+    else:
+        mean, std = channel_stats(splits["train"].images)
+        mean, std = tuple(cfg.mean or mean), tuple(cfg.std or std)
+        logger.info("normalising with mean %s, std %s (training split)", mean, std)
     return PreparedData(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         train_collator=ImageBatchTransform(
             train=True,
-            mean=spec.mean,
-            std=spec.std,
+            mean=mean,
+            std=std,
             padding=cfg.random_crop_padding,
             flip=cfg.horizontal_flip,
             rotation_degrees=cfg.rotation_degrees,
         ),
-        eval_collator=ImageBatchTransform(train=False, mean=spec.mean, std=spec.std),
-        num_classes=spec.num_classes,
-        class_names=spec.class_names,
-        modality=spec.modality,
+        eval_collator=ImageBatchTransform(train=False, mean=mean, std=std),
+        num_classes=len(class_names),
+        class_names=class_names,
+        modality="image",
         num_skipped=sum(len(split.skipped) for split in splits.values()),
         skipped={name: list(split.skipped) for name, split in splits.items()},
+        mean=mean,
+        std=std,
+        image_size=(int(splits["train"].images.shape[2]), int(splits["train"].images.shape[3])),
     )
 
 
-def audio_data(decoded: dict[str, DecodedAudio], cfg: DataConfig) -> PreparedData:
-    """``PreparedData`` from decoded audio splits: training segments, whole clips for evaluation."""
-    spec = get_spec(cfg.name)
+def audio_data(
+    decoded: dict[str, DecodedAudio],
+    cfg: DataConfig,
+    class_names: tuple[str, ...] | None = None,
+    sample_rate: int | None = None,
+) -> PreparedData:
+    """``PreparedData`` from decoded audio splits: training segments, whole clips for evaluation.
+    ``class_names`` default to the built-in dataset's, ``sample_rate`` (that of ``decoded``) to ``cfg``'s."""
+    if class_names is None:
+        class_names = get_spec(cfg.name).class_names
     collator = AudioCollator()
     return PreparedData(
         train=AudioSegmentDataset(decoded["train"]),
@@ -142,10 +184,12 @@ def audio_data(decoded: dict[str, DecodedAudio], cfg: DataConfig) -> PreparedDat
         test=AudioClipDataset(decoded["test"]),
         train_collator=collator,
         eval_collator=collator,
-        num_classes=spec.num_classes,
-        class_names=spec.class_names,
-        modality=spec.modality,
-        sample_rate=cfg.sample_rate,
+        num_classes=len(class_names),
+        class_names=class_names,
+        modality="audio",
+        sample_rate=sample_rate or cfg.sample_rate,
         num_skipped=sum(len(d.skipped) for d in decoded.values()),
         skipped={name: list(d.skipped) for name, d in decoded.items()},
+        segment_length=decoded["train"].segment_length,
+        num_segments=decoded["test"].num_segments,
     )

@@ -59,8 +59,9 @@ def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None
             except RecipeError as err:
                 errors.setdefault(str(err).replace("(from --set)", "(from the sweep)"), []).append(name)
                 continue
-            try:  # what lsr_hf.train.run checks first, before loading data
-                recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
+            try:  # what lsr_hf.train.run checks first, before loading data (a dataset without a spec: once loaded)
+                if recipe.data.builtin:
+                    recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
             except ValueError as err:
                 errors.setdefault(f"{spec.recipe}: loss.{err}", []).append(name)
                 continue
