@@ -435,6 +435,26 @@ def test_seconds_per_epoch_column(tmp_path):
     assert "| net_a | ce | — | 1 | 1 | 90.00 | 90.00 | 10.00 | 0.3000 | 12.5 |" in (tmp_path / "results.md").read_text()
 
 
+def test_runs_of_an_older_version_group_with_newer_ones(tmp_path):
+    # seed 0 was made before data.max_skipped_fraction existed; seed 1 has it at its default
+    base = {"eval_accuracy": 0.9, "eval_nll": 0.3, "test_accuracy": 0.9, "test_ece": 0.1, "test_nll": 0.3}
+    fake_run(tmp_path, "old", 0, {"method": "ce"}, "net", base)
+    fake_run(tmp_path, "new", 1, {"method": "ce"}, "net", base)
+    path = tmp_path / "new" / "results.json"
+    results = json.loads(path.read_text())
+    results["recipe"]["data"]["max_skipped_fraction"] = 0.01
+    path.write_text(json.dumps(results))
+    (config,) = summarize_runs(collect_runs(tmp_path))
+    assert config.n == 2 and "data.max_skipped_fraction" not in config.params
+    # a field set to two different values still tells configurations apart
+    fake_run(tmp_path, "newer", 2, {"method": "ce"}, "net", base)
+    path = tmp_path / "newer" / "results.json"
+    results = json.loads(path.read_text())
+    results["recipe"]["data"]["max_skipped_fraction"] = 0.5
+    path.write_text(json.dumps(results))
+    assert sorted(c.n for c in summarize_runs(collect_runs(tmp_path))) == [1, 1, 1]
+
+
 def add_config(root, backbone, method, seeds_and_values, **loss):
     """Runs of one configuration: {seed: (validation accuracy, test accuracy)}."""
     key = ",".join(f"{k}={v}" for k, v in loss.items())

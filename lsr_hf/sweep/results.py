@@ -125,8 +125,10 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
     """
     groups: dict[str, list[RunRecord]] = {}
     flat: dict[str, dict[str, Any]] = {}
-    for record in records:
-        view = recipe_view(record.recipe, drop=BOOKKEEPING_KEYS, drop_sections=BOOKKEEPING_SECTIONS)
+    views = [recipe_view(r.recipe, drop=BOOKKEEPING_KEYS, drop_sections=BOOKKEEPING_SECTIONS) for r in records]
+    version_keys = _version_keys(views)
+    for record, view in zip(records, views):
+        view = {k: v for k, v in view.items() if k not in version_keys}
         identity = json.dumps(view, sort_keys=True)
         groups.setdefault(identity, []).append(record)
         flat.setdefault(identity, view)
@@ -165,6 +167,19 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
         for config in candidates:
             config.n_settings = len(candidates)
     return configs
+
+
+def _version_keys(views: Sequence[dict[str, Any]]) -> set[str]:
+    """Recipe keys that some runs lack only because they were made by an lsr-hf version without that field: not
+    loss parameters (which a method may simply not use), missing from some runs, one value wherever present."""
+    union = set().union(*views) if views else set()
+    out = set()
+    for key in union:
+        if key.startswith("loss.") or all(key in v for v in views):
+            continue
+        if len({json.dumps(v[key], sort_keys=True) for v in views if key in v}) == 1:
+            out.add(key)
+    return out
 
 
 def select_by_validation(
