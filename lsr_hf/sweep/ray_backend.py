@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsr_hf.recipe import Recipe
 from lsr_hf.sweep.common import SweepError
-from lsr_hf.sweep.run import error_line
+from lsr_hf.sweep.run import PlannedRun, error_line, train_planned
 
 if TYPE_CHECKING:
-    from lsr_hf.sweep.run import PlannedRun, SweepProgress
+    from lsr_hf.sweep.run import SweepProgress
 
 LOG_FILE = "train.log"  # in each run's folder
 MISSING_RAY = "the Ray backend needs ray: pip install 'lsr-hf[ray]' (or pip install ray)"
@@ -98,7 +97,7 @@ def run_on_ray(
         workdir = os.getcwd()
         for planned in pending:
             planned.log_path = planned.output_dir / LOG_FILE
-            ref = task.remote(planned.recipe, planned.status == "resume", str(planned.log_path), workdir, callbacks)
+            ref = task.remote(planned, str(planned.log_path), workdir, callbacks)
             waiting[ref] = planned
         progress.echo(
             f"submitted {len(pending)} runs to Ray ({options.cpus_per_run:g} CPU, {gpus:g} GPU each; "
@@ -151,12 +150,10 @@ def _resources(ray: Any, options: RayOptions, local: bool, echo: Any) -> tuple[f
     return gpus, capacity
 
 
-def _train_in_worker(
-    recipe: Recipe, resume: bool, log_path: str, workdir: str, callbacks: Sequence[Any]
-) -> dict[str, Any]:
+def _train_in_worker(planned: PlannedRun, log_path: str, workdir: str, callbacks: Sequence[Any]) -> dict[str, Any]:
     """One run, in a Ray worker: in ``workdir``, with the output (file descriptors 1 and 2) appended to
-    ``log_path``, :func:`lsr_hf.train.run`. A failed run's traceback goes to the log and its exception to the
-    caller. The worker's directory and output are restored afterwards (a CPU worker may run further tasks)."""
+    ``log_path``, :func:`lsr_hf.sweep.run.train_planned`. A failed run's traceback goes to the log and its exception
+    to the caller. The worker's directory and output are restored afterwards (a CPU worker may run further tasks)."""
     if not os.path.isdir(workdir):
         raise RuntimeError(
             f"the sweep's working directory {workdir} does not exist on node {socket.gethostname()}: on a cluster, "
@@ -165,11 +162,9 @@ def _train_in_worker(
     previous_dir = os.getcwd()
     os.chdir(workdir)
     try:
-        with _output_to(Path(log_path), resume):
-            from lsr_hf.train import run
-
+        with _output_to(Path(log_path), planned.status == "resume"):
             try:
-                return run(recipe, resume=resume, callbacks=callbacks)
+                return train_planned(planned, callbacks)
             except BaseException:
                 traceback.print_exc()
                 raise

@@ -290,16 +290,22 @@ def run_sweep(
     return runs
 
 
+def train_planned(planned: PlannedRun, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Trains one planned run through :func:`lsr_hf.train.run` (resuming when its status says so): what both
+    backends call, the Ray backend inside its worker."""
+    from lsr_hf.train import run as train_run
+
+    return train_run(planned.recipe, resume=planned.status == "resume", callbacks=callbacks)
+
+
 def _run_in_process(pending: Sequence[PlannedRun], callbacks: Sequence[Any], progress: SweepProgress) -> None:
     """The default backend: one run after the other in this process; a failed run is reported (its traceback
     printed to stderr) and the next one starts."""
-    from lsr_hf.train import run as train_run
-
     for planned in pending:
         progress.echo(f"{progress.prefix(planned)}: {'resuming' if planned.status == 'resume' else 'training'}")
         progress.running = 1
         try:
-            results = train_run(planned.recipe, resume=planned.status == "resume", callbacks=callbacks)
+            results = train_planned(planned, callbacks)
         except Exception as err:  # noqa: BLE001 - reported, then the next run starts
             traceback.print_exc(file=sys.stderr)
             progress.running = 0
