@@ -191,7 +191,8 @@ def write_resolved(recipe: Recipe, path: str | Path) -> Path:
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--recipe PATH`` (required), ``--set KEY=VALUE`` (repeatable, dest ``overrides``) and ``--resume``."""
+    """Adds ``--recipe PATH`` (required), ``--set KEY=VALUE`` (repeatable, dest ``overrides``), ``--resume`` and
+    ``--overwrite`` (what to do with an earlier run in ``training.output_dir``; see ``lsr_hf.outputs``)."""
     parser.add_argument("--recipe", required=True, metavar="PATH", help="Recipe YAML file (see recipes/).")
     parser.add_argument(
         "--set",
@@ -203,7 +204,15 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
         "(values are read as YAML). Repeatable.",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="Resume from the last checkpoint in training.output_dir."
+        "--resume",
+        action="store_true",
+        help="Resume from the last complete checkpoint in training.output_dir (a finished run is left as it is).",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Delete an earlier run in training.output_dir and train from scratch (with --resume: only when there "
+        "is no complete checkpoint).",
     )
 
 

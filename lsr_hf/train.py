@@ -1,16 +1,19 @@
 """The training job: ``run(recipe)`` does what ``scripts/train.py`` (and ``scripts/sweep.py``) run.
 
-Order, as in HF's example scripts: seed → data → model → OSTCTrainer → train (or resume) → save → evaluate on the
-validation and test splits → ``results.json``, the test logits and the model card → push to the Hub when the recipe asks.
+Order, as in HF's example scripts: output folder check → seed → data → model → OSTCTrainer → train (or resume)
+→ evaluate on the validation and test splits → save → the test logits, the model card and ``results.json`` (last, so
+it exists only for a finished run) → push to the Hub when the recipe asks. A diverged loss stops the job before the
+save (``lsr_hf.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.outputs``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -20,20 +23,22 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from lsr_hf.data import PreparedData, get_spec, prepare_data
 from lsr_hf.data.image import ImageBatchTransform, ImageCollator
+from lsr_hf.guards import DivergenceGuard, uniform_prediction_loss
 from lsr_hf.metrics import build_compute_metrics
 from lsr_hf.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
+from lsr_hf.outputs import PREDICTIONS_FILE, RESULTS_FILE, plan_output_dir, write_json
+from lsr_hf.processing import attach_preprocessing
 from lsr_hf.recipe import Recipe, write_resolved
 from lsr_hf.schedule import ScheduleConfig, multistep_with_warmup
+from lsr_hf.timing import EpochTimer
 from lsr_hf.trainer import OSTCTrainer
 
 logger = logging.getLogger(__name__)
-RESULTS_FILE = "results.json"
-PREDICTIONS_FILE = "test_predictions.npz"  # test logits and labels (np.load(..., allow_pickle=False))
+SHOWN_SKIPPED = 100  # results.json names at most this many skipped files per split (and counts all)
 PACKAGES = ("lsr-hf", "torch", "transformers", "accelerate", "timm", "datasets", "evaluate", "torchaudio")
 
 
@@ -115,8 +120,12 @@ def build_trainer(
         args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     train_collator, train_transform = _on_device(data.train_collator)
     eval_collator, eval_transform = _on_device(data.eval_collator)
+    model = build_model(recipe, data)
+    # images: the preprocessing goes into config.json; audio: a feature extractor Trainer saves in every checkpoint
+    processor = attach_preprocessing(model, data)
     return _JobTrainer(
-        model=build_model(recipe, data),
+        model=model,
+        processing_class=processor,
         args=args,
         ostc=recipe.loss,
         train_dataset=data.train,
@@ -131,45 +140,68 @@ def build_trainer(
     )
 
 
-def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+def run(
+    recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallback] = (), overwrite: bool = False
+) -> dict[str, Any]:
     """Trains, evaluates and saves the model a recipe describes; returns what is written to ``results.json``.
 
     Args:
         recipe: a validated recipe (``lsr_hf.recipe.load_recipe``).
-        resume: continue from the last checkpoint in ``training.output_dir`` (an error if there is none).
+        resume: continue from the last complete checkpoint in ``training.output_dir``; on a finished run of the
+            same recipe, return its stored results without training.
         callbacks: extra ``TrainerCallback``s (progress hooks, tests).
+        overwrite: delete an earlier run in ``training.output_dir`` and train from scratch (with ``resume``: only
+            when there is no complete checkpoint to resume from).
+
+    Raises:
+        lsr_hf.errors.OutputDirError: ``training.output_dir`` holds another run (and neither flag says what to do
+            with it), is not writable, or has nothing to resume; raised before any data is loaded.
+        lsr_hf.errors.DataError: data that cannot be trained on (``lsr_hf.data.prepare_data``).
+        lsr_hf.errors.TrainingDiverged: the loss became non-finite or exploded (``lsr_hf.guards``); nothing is saved.
     """
     started = time.perf_counter()
     # everything that can be checked without data, before any data is loaded
     recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
     args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     output_dir = Path(args.output_dir)
-    checkpoint = None
-    if resume:
-        checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if checkpoint is None:
-            raise ValueError(f"--resume: no checkpoint-* folder in training.output_dir={str(output_dir)!r}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=args.get_process_log_level())
+    with args.main_process_first(local=False, desc="checking the output folder"):
+        plan = plan_output_dir(output_dir, recipe.to_dict(), resume, overwrite, args.process_index == 0)
+    if plan.finished is not None:
+        logger.warning(
+            "training.output_dir=%r holds a finished run of this recipe: nothing to resume (pass --overwrite to "
+            "train it again)", str(output_dir),
+        )  # fmt: skip
+        return plan.finished
+    checkpoint = plan.checkpoint
     set_seed(args.seed)
 
     with args.main_process_first(desc="loading the dataset"):
         data = prepare_data(recipe.data)
-    trainer = build_trainer(recipe, data, args, callbacks)
+    timer = EpochTimer()
+    guard = DivergenceGuard(uniform_prediction_loss(recipe.loss, data.num_classes))
+    trainer = build_trainer(recipe, data, args, [*callbacks, timer, guard])
     if trainer.is_world_process_zero():
         write_resolved(recipe, output_dir / "recipe.yaml")
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model()  # model.safetensors + config.json
-    trainer.save_state()
+    guard.check(train_result.metrics, trainer.state.global_step, args)  # the steps after the last logging step
     metrics: dict[str, Any] = dict(train_result.metrics)
+    seconds_per_epoch = timer.seconds_per_epoch()
+    if seconds_per_epoch is not None:
+        metrics["train_seconds_per_epoch"] = round(seconds_per_epoch, 3)
     metrics.update(trainer.evaluate(data.validation, metric_key_prefix="eval"))
     test = trainer.predict(data.test, metric_key_prefix="test")
     trainer.log(test.metrics)  # adds test_ce / test_kl, and puts the test metrics in the logs
     metrics.update(test.metrics)
+    guard.check(metrics, trainer.state.global_step, args)
+    trainer.save_model()  # model.safetensors + config.json
+    trainer.save_state()
 
     results = {
         "metrics": metrics,
         "recipe": recipe.to_dict(),
         "source": recipe.source,
+        "command": shlex.join(sys.argv),
         "seed": args.seed,
         "resumed_from": checkpoint,
         "dataset": {
@@ -177,16 +209,17 @@ def run(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallbac
             "num_classes": data.num_classes,
             "class_names": list(data.class_names),
             "sizes": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
-            "num_skipped": data.num_skipped,
+            "num_skipped": {name: len(notes) for name, notes in data.skipped.items()},
+            "skipped": {name: notes[:SHOWN_SKIPPED] for name, notes in data.skipped.items() if notes},
         },
         "environment": _environment(args.world_size),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     if trainer.is_world_process_zero():
-        (output_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         logits = test.predictions[0] if isinstance(test.predictions, tuple) else test.predictions
         np.savez(output_dir / PREDICTIONS_FILE, logits=logits.astype(np.float32), labels=test.label_ids)
         write_model_card(output_dir, recipe, results)
+        write_json(output_dir / RESULTS_FILE, results)  # last: it marks a finished run (lsr_hf.outputs)
         if recipe.hub.push:
             _push_to_hub(output_dir, recipe)
     trainer.accelerator.wait_for_everyone()

@@ -281,12 +281,23 @@ def test_bad_labels_are_rejected(tmp_path: Path, labels: list, feature: object, 
         load_raw_splits(DataConfig(name="cifar10", path=str(path)))
 
 
-def test_images_of_different_sizes_are_rejected(tmp_path: Path) -> None:
-    images = [{"bytes": png_bytes(np.zeros(shape, np.uint8)), "path": None} for shape in [(4, 4, 3), (4, 6, 3)] * 10]
+def test_images_of_another_size_are_resized_to_the_training_size(tmp_path: Path) -> None:
+    """Most training images are 4x6: the 4x4 ones, and every image of the other splits, are resized to 4x6 as PIL
+    resizes (bilinear); nothing is skipped."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (4, 6, 3) if i % 4 else (4, 4, 3), dtype=np.uint8) for i in range(40)]
     features = Features({"img": Image(), "label": ClassLabel(names=list(get_spec("cifar10").class_names))})
-    Dataset.from_dict({"img": images, "label": [0, 1] * 10}, features=features).to_parquet(str(tmp_path / "x.parquet"))
-    with pytest.raises(ValueError, match=r"same size, found \(height, width\) \[\(4, 4\), \(4, 6\)\]"):
-        prepare_data(DataConfig(name="cifar10", path=str(tmp_path / "x.parquet")))
+    images = [{"bytes": png_bytes(a), "path": None} for a in arrays]
+    Dataset.from_dict({"img": images[:32], "label": [0, 1] * 16}, features=features).to_parquet(
+        str(tmp_path / "train.parquet")
+    )
+    Dataset.from_dict({"img": images[32:], "label": [0, 1] * 4}, features=features).to_parquet(
+        str(tmp_path / "test.parquet")
+    )
+    data = prepare_data(DataConfig(name="cifar10", path=str(tmp_path), validation_fraction=0.25))
+    assert data.num_skipped == 0 and data.train.images.shape[1:] == data.test.images.shape[1:] == (3, 4, 6)
+    expected = [np.asarray(PILImage.fromarray(a).resize((6, 4), PILImage.Resampling.BILINEAR)) for a in arrays[32:]]
+    np.testing.assert_array_equal(as_hwc(data.test.images), np.stack(expected))
 
 
 def test_labels_given_as_names_or_other_classlabel_orders_are_mapped(tmp_path: Path) -> None:
@@ -411,11 +422,14 @@ def gtzan_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_gtzan_parquet_decodes_resamples_segments_and_counts_corrupt_files(
     gtzan_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = DataConfig(name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25)
+    cfg = DataConfig(
+        name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25, max_skipped_fraction=0.1
+    )
     with caplog.at_level(logging.WARNING):
         data = prepare_data(cfg)
     assert (data.modality, data.sample_rate, data.num_classes, data.num_skipped) == ("audio", GTZAN_RATE, 10, 1)
-    assert "skipped 1 undecodable audio files" in caplog.text and "jazz.00000.wav" in caplog.text
+    assert data.skipped == {"train": ["row 10 (jazz.00000.wav): Format not recognised"], "validation": [], "test": []}
+    assert "the train split: skipped 1 of 20 audio files (5%): row 10 (jazz.00000.wav)" in caplog.text
     # 1 s at 4 kHz -> 3000 samples at 3 kHz = 4 segments of 750; 19 decodable training clips
     assert len(data.train) == 19 * 4 and len(data.validation) == 20 and len(data.test) == 20
     assert data.train[0]["input_values"].shape == (750,) and data.validation[0]["input_values"].shape == (4, 750)
@@ -440,7 +454,9 @@ def test_gtzan_parquet_decodes_resamples_segments_and_counts_corrupt_files(
 
 
 def test_gtzan_training_segments_tile_the_clip(gtzan_path: Path) -> None:
-    cfg = DataConfig(name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25)
+    cfg = DataConfig(
+        name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25, max_skipped_fraction=0.1
+    )
     data = prepare_data(cfg)
     clips = data.train.decoded.clips
     segments = torch.stack([data.train[i]["input_values"] for i in range(8)])
@@ -457,7 +473,9 @@ def test_gtzan_genre_strings_work_as_labels_without_audio_feature(tmp_path: Path
 
 def test_gtzan_full_set_folder_is_split_three_ways_stratified(tmp_path: Path) -> None:
     path = write_gtzan_folder(tmp_path, n_per_class=10, seconds=0.5, sample_rate=2000, corrupt=1)
-    cfg = DataConfig(name="gtzan", path=str(path), sample_rate=2000, segment_seconds=0.5, split_seed=3)
+    cfg = DataConfig(
+        name="gtzan", path=str(path), sample_rate=2000, segment_seconds=0.5, split_seed=3, max_skipped_fraction=0.02
+    )
     raw = load_raw_splits(cfg)
     paths = {name: [cell["path"] for cell in ds.with_format("arrow")[:]["audio"].to_pylist()]
              for name, ds in raw.items()}
@@ -563,7 +581,11 @@ def test_batched_fetch_equals_item_by_item(cifar10_path: Path, gtzan_path: Path)
     assert torch.equal(ImageCollator()(fetched)["pixel_values"], pixels)
     assert torch.equal(ImageCollator()(fetched)["labels"], labels) and labels.dtype == torch.int64
 
-    audio = prepare_data(DataConfig(name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25))
+    audio = prepare_data(
+        DataConfig(
+            name="gtzan", path=str(gtzan_path), sample_rate=GTZAN_RATE, segment_seconds=0.25, max_skipped_fraction=0.1
+        )
+    )
     for dataset in (audio.train, audio.validation):
         fetched = dataset.__getitems__(indices)
         values, labels = _per_item_batch(dataset, indices, "input_values")

@@ -367,7 +367,7 @@ def test_report_tables_hold_mean_and_std_over_seeds(fake_sweep):
     assert ce["n"] == "3" and ce["seeds"] == "0 1 2" and ce["alpha"] == ""  # ce has no loss parameters
     md = (root / "results.md").read_text()
     test_cell = f"{100 * mean:.2f} ± {100 * std:.2f}"
-    row = f"| net_a | ce | — | 1 | 3 | 92.00 ± 2.00 | {test_cell} | 6.00 ± 1.00 | 0.3800 ± 0.0200 |"
+    row = f"| net_a | ce | — | 1 | 3 | 92.00 ± 2.00 | {test_cell} | 6.00 ± 1.00 | 0.3800 ± 0.0200 | – |"
     assert row in md
 
 
@@ -383,7 +383,7 @@ def test_report_chooses_the_setting_by_validation_not_test(fake_sweep):
     write_report(root)
     md = (root / "results.md").read_text()
     summary = md.split("## Summary")[1].split("## All configurations")[0]
-    row = "| net_a | lsr_os | α=0.9, τ=2 | 4 | 2 | 96.50 ± 0.71 | 92.50 ± 0.71 | 2.00 ± 0.00 | 0.2500 ± 0.0000 |"
+    row = "| net_a | lsr_os | α=0.9, τ=2 | 4 | 2 | 96.50 ± 0.71 | 92.50 ± 0.71 | 2.00 ± 0.00 | 0.2500 ± 0.0000 | – |"
     assert row in summary
     assert "97" not in summary  # the test-best setting (96.50 test) is not what is reported
     with (root / "results.csv").open() as handle:
@@ -414,6 +414,81 @@ def test_report_plots(fake_sweep):
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
     md = (root / "results.md").read_text()
     assert "![heatmap_lsr_os_net_a](heatmap_lsr_os_net_a.png)" in md
+
+
+def test_seconds_per_epoch_column(tmp_path):
+    base = {"eval_accuracy": 0.9, "eval_nll": 0.3, "test_accuracy": 0.9, "test_ece": 0.1, "test_nll": 0.3}
+    fake_run(tmp_path, "timed", 0, {"method": "ce"}, "net_a", {**base, "train_seconds_per_epoch": 12.5,
+                                                               "train_runtime": 99.0, "epoch": 2.0})
+    fake_run(tmp_path, "older", 0, {"method": "ce"}, "net_b", {**base, "train_runtime": 30.0, "epoch": 3.0})
+    fake_run(tmp_path, "resumed", 0, {"method": "ce"}, "net_c", {**base, "train_runtime": 30.0, "epoch": 3.0})
+    path = tmp_path / "resumed" / "results.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "resumed_from": "resumed/checkpoint-4"}))
+    seconds = {c.backbone: c.mean("train_seconds_per_epoch") for c in summarize_runs(collect_runs(tmp_path))}
+    assert seconds["net_a"] == 12.5  # measured by the run's EpochTimer
+    assert seconds["net_b"] == 10.0  # older results: train_runtime / epoch
+    assert math.isnan(seconds["net_c"])  # resumed: train_runtime covers only part of the run
+    write_report(tmp_path)
+    with (tmp_path / "results.csv").open() as handle:
+        rows = {r["backbone"]: r for r in csv.DictReader(handle)}
+    assert rows["net_b"]["seconds_per_epoch_mean"] == "10.0" and rows["net_c"]["seconds_per_epoch_mean"] == ""
+    assert "| net_a | ce | — | 1 | 1 | 90.00 | 90.00 | 10.00 | 0.3000 | 12.5 |" in (tmp_path / "results.md").read_text()
+
+
+def add_config(root, backbone, method, seeds_and_values, **loss):
+    """Runs of one configuration: {seed: (validation accuracy, test accuracy)}."""
+    key = ",".join(f"{k}={v}" for k, v in loss.items())
+    for seed, (val, test) in seeds_and_values.items():
+        metrics = {"eval_accuracy": val, "eval_nll": 0.3, "test_accuracy": test, "test_ece": 0.1, "test_nll": 0.3}
+        fake_run(root, f"{backbone},{method},{key},seed={seed}", seed, {"method": method, **loss}, backbone, metrics)
+
+
+def test_selection_compares_settings_on_the_seeds_they_share(tmp_path):
+    # α=0.1 was chosen on seed 0 (0.95 > 0.93), then run with seeds 1 and 2 as well, which score lower: over all its
+    # seeds its mean (0.9167) is below α=0.3's single run, but on the shared seed 0 it still wins
+    add_config(tmp_path, "net", "lsr", {0: (0.95, 0.90), 1: (0.90, 0.90), 2: (0.90, 0.90)}, alpha=0.1)
+    add_config(tmp_path, "net", "lsr", {0: (0.93, 0.99)}, alpha=0.3)
+    (chosen,) = [c for c in summarize_runs(collect_runs(tmp_path)) if c.selected]
+    assert chosen.params == {"loss.alpha": 0.1} and chosen.n == 3
+    assert chosen.mean("eval_accuracy") == pytest.approx((0.95 + 0.90 + 0.90) / 3)  # the table keeps every seed
+
+
+def test_transfer_table_by_hand(tmp_path):
+    from lsr_hf.sweep.transfer import summarize_transfer, transfer_rows
+
+    # lsr_os on two backbones, (α, τ) in {(0.1, 2), (0.3, 8)}; net_a prefers (0.1, 2), net_b (0.3, 8)
+    add_config(tmp_path, "net_a", "lsr_os", {0: (0.95, 0.91), 1: (0.95, 0.93)}, alpha=0.1, temperature=2.0)
+    add_config(tmp_path, "net_a", "lsr_os", {0: (0.90, 0.88)}, alpha=0.3, temperature=8.0)
+    add_config(tmp_path, "net_b", "lsr_os", {0: (0.80, 0.75)}, alpha=0.1, temperature=2.0)
+    add_config(tmp_path, "net_b", "lsr_os", {0: (0.85, 0.84), 1: (0.86, 0.70)}, alpha=0.3, temperature=8.0)
+    # lsr: the same choice on both backbones (no loss); ce: no grid, so no row
+    add_config(tmp_path, "net_a", "lsr", {0: (0.92, 0.90)}, alpha=0.1)
+    add_config(tmp_path, "net_a", "lsr", {0: (0.91, 0.95)}, alpha=0.3)
+    add_config(tmp_path, "net_b", "lsr", {0: (0.82, 0.80)}, alpha=0.1)
+    add_config(tmp_path, "net_b", "lsr", {0: (0.81, 0.85)}, alpha=0.3)
+    add_config(tmp_path, "net_a", "ce", {0: (0.9, 0.9)})
+    add_config(tmp_path, "net_b", "ce", {0: (0.8, 0.8)})
+    rows = {(r.method, r.source, r.target): r for r in transfer_rows(summarize_runs(collect_runs(tmp_path)))}
+    assert set(rows) == {(m, s, t) for m in ("lsr", "lsr_os") for s, t in (("net_a", "net_b"), ("net_b", "net_a"))}
+    a_to_b = rows["lsr_os", "net_a", "net_b"]
+    assert (a_to_b.setting, a_to_b.own_setting, a_to_b.seeds) == ("α=0.1, τ=2", "α=0.3, τ=8", (0,))
+    assert a_to_b.transferred_accuracy == 0.75 and a_to_b.own_accuracy == 0.84  # seed 0 only: shared by both
+    assert a_to_b.loss == pytest.approx(0.09)
+    b_to_a = rows["lsr_os", "net_b", "net_a"]
+    assert (b_to_a.transferred_accuracy, b_to_a.own_accuracy) == (0.88, 0.91)
+    assert rows["lsr", "net_a", "net_b"].loss == 0.0 and rows["lsr", "net_b", "net_a"].loss == 0.0
+    summary = {s.method: s for s in summarize_transfer(list(rows.values()))}
+    assert summary["lsr_os"].changed == 2 and summary["lsr_os"].pairs == 2
+    assert summary["lsr_os"].mean_loss == pytest.approx((0.09 + 0.03) / 2)
+    assert summary["lsr_os"].max_loss == pytest.approx(0.09)
+    assert summary["lsr"].changed == 0 and summary["lsr"].max_loss == 0.0
+    written = write_report(tmp_path)
+    assert tmp_path / "transfer.csv" in written
+    md = (tmp_path / "results.md").read_text()
+    assert "| lsr_os | 2 | 2 of 2 | 6.00 | 9.00 |" in md
+    assert "| lsr_os | net_a → net_b | α=0.1, τ=2 | α=0.3, τ=8 | 0 | 75.00 | 84.00 | 9.00 |" in md
+    with (tmp_path / "transfer.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 4
 
 
 # ----------------------------------------------------------------------------------------------------------------

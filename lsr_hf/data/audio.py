@@ -3,7 +3,7 @@
 datasets 5 decodes an ``Audio`` column through torchcodec + FFmpeg; here the encoded bytes are read straight
 from the Arrow table and decoded with ``soundfile`` (libsndfile: WAV, AU, FLAC, OGG, MP3), averaged over channels
 and resampled with ``torchaudio.functional.resample``. A file that does not decode (GTZAN's jazz.00054.wav is
-not a WAV file) is skipped, counted and logged.
+not a WAV file), or holds a NaN, is skipped, counted and logged.
 
 Each split becomes one float32 tensor (N, S·T): every clip padded with zeros or cropped to S segments of T
 samples, S = the median clip length in segments (rounded; GTZAN's 30 s clips give S = 10 for 3 s segments).
@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from lsr_hf.data.items import StackedItems
 from lsr_hf.data.load import AUDIO_COLUMN, LABEL_COLUMN
+from lsr_hf.data.quality import DEFAULT_MAX_SKIPPED_FRACTION, check_skipped, skip_note
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ DECODE_BATCH_SIZE = 64
 def read_audio(data: bytes | None, path: str | None, sample_rate: int) -> torch.Tensor:
     """One encoded file (its bytes, or else its path) as a mono float32 waveform at ``sample_rate``.
 
-    Raises whatever soundfile raises for a file it cannot decode, and ``ValueError`` for one without samples.
+    Raises whatever soundfile raises for a file it cannot decode, and ``ValueError`` for one without samples or
+    with a non-finite sample (NaN or inf: a float WAV can hold them, and one would make every loss NaN).
     """
     source: Any = io.BytesIO(data) if data is not None else path
     if source is None:
@@ -48,6 +50,8 @@ def read_audio(data: bytes | None, path: str | None, sample_rate: int) -> torch.
     wave, native_rate = sf.read(source, dtype="float32", always_2d=True)  # (frames, channels)
     if wave.shape[0] == 0:
         raise ValueError("no samples")
+    if not np.isfinite(wave).all():
+        raise ValueError(f"{int((~np.isfinite(wave)).sum())} non-finite samples (NaN or inf)")
     mono = torch.from_numpy(wave.mean(axis=1, dtype=np.float32))
     if native_rate != sample_rate:
         mono = AF.resample(mono, native_rate, sample_rate)
@@ -76,8 +80,11 @@ def decode_audio(
     segment_seconds: float,
     column: str = AUDIO_COLUMN,
     label_column: str = LABEL_COLUMN,
+    split: str = "train",
+    max_skipped_fraction: float = DEFAULT_MAX_SKIPPED_FRACTION,
 ) -> DecodedAudio:
-    """Decodes every clip of ``ds`` once (see the module docstring); undecodable files are skipped and logged.
+    """Decodes every clip of ``ds`` once (see the module docstring); undecodable files are skipped and logged, and
+    more than ``max_skipped_fraction`` of them (or all) raises ``DataError`` (``lsr_hf.data.quality``).
 
     ``ds[column]`` holds encoded files as {bytes, path} structs (``datasets.Audio(decode=False)`` storage)
     or as binary; it is read through the Arrow table, never through ``datasets``' audio decoding.
@@ -100,13 +107,10 @@ def decode_audio(
             try:
                 waves.append(read_audio(blob, path, sample_rate))
             except (RuntimeError, ValueError, OSError, TypeError) as err:  # LibsndfileError is a RuntimeError
-                skipped.append(f"{path or f'row {start + i}'} ({getattr(err, 'error_string', None) or err})")
+                skipped.append(skip_note(start + i, path, err))
                 continue
             labels.append(int(label))
-    if skipped:
-        logger.warning("skipped %d undecodable audio files: %s", len(skipped), "; ".join(skipped))
-    if not waves:
-        raise ValueError(f"no audio file of the {len(ds)} could be decoded")
+    check_skipped(split, "audio files", skipped, len(ds), max_skipped_fraction)
 
     lengths = torch.tensor([len(w) for w in waves])
     num_segments = max(1, round(float(lengths.median()) / segment_length))

@@ -7,6 +7,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lsr_hf.data.quality import DEFAULT_MAX_SKIPPED_FRACTION
 from lsr_hf.data.specs import SPECS
 
 
@@ -61,6 +62,13 @@ class DataConfig:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "> 0: keep a seeded random subset of the validation and test splits."}
     )
+    max_skipped_fraction: float = field(
+        default=DEFAULT_MAX_SKIPPED_FRACTION,
+        metadata={
+            "help": "In [0, 1]: the largest share of a split's images/audio files that may be undecodable; they are "
+            "skipped, logged and counted (results.json dataset.num_skipped). More stops the job before training."
+        },
+    )
     random_crop_padding: int = field(
         default=4, metadata={"help": ">= 0: zero padding of the training random crop (0 disables the crop)."}
     )
@@ -102,6 +110,8 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value <= 0):
                 raise ValueError(f"{name} must be an integer > 0 or null, got {value!r}")
+        if not _is_real(self.max_skipped_fraction) or not 0.0 <= self.max_skipped_fraction <= 1.0:
+            raise ValueError(f"max_skipped_fraction must be in [0, 1], got {self.max_skipped_fraction!r}")
         if not _is_int(self.random_crop_padding) or self.random_crop_padding < 0:
             raise ValueError(f"random_crop_padding must be an integer >= 0, got {self.random_crop_padding!r}")
         if not isinstance(self.horizontal_flip, bool):

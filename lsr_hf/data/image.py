@@ -9,50 +9,129 @@ augments a whole batch at once with tensor ops (one gather for crop + flip, one 
 each sample with its own random offset, flip and angle, then normalises. The ops are device-agnostic: used as a
 collator it runs on the CPU; the training job (``lsr_hf.train``) loads with ``ImageCollator`` instead and runs
 ``ImageBatchTransform.transform`` on the batch once it is on the GPU.
+
+Decoding is PIL's, straight from the encoded bytes: greyscale, palette, CMYK and RGBA images are converted to RGB,
+an image of another size is resized to the split's size, and one that does not decode (garbage bytes, a truncated or
+empty file) is skipped and counted like an undecodable audio file (``lsr_hf.data.quality``).
 """
 
 from __future__ import annotations
 
+import io
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 import torch.nn.functional as F
 from datasets import Dataset as HFDataset
-from datasets import Image
+from PIL import Image as PILImage
 from torch.utils.data import Dataset
 
 from lsr_hf.data.items import StackedItems
 from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN
+from lsr_hf.data.quality import DEFAULT_MAX_SKIPPED_FRACTION, check_skipped, skip_note
+
+logger = logging.getLogger(__name__)
 
 DECODE_BATCH_SIZE = 1024
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_RELEASED = np.empty((0, 0, 3), dtype=np.uint8)
 
 
-def decode_images(ds: HFDataset, column: str = IMAGE_COLUMN, batch_size: int = DECODE_BATCH_SIZE) -> torch.Tensor:
-    """All images of ``ds[column]`` as one uint8 tensor (N, 3, H, W), converted to RGB, decoded in batches.
+def read_image(data: bytes | None, path: str | None) -> np.ndarray:
+    """One encoded image (its bytes, or else its path) as a uint8 RGB array (H, W, 3).
 
-    Raises ``ValueError`` if the images do not all have the same size.
+    Other modes are converted as torchvision's image-folder loader does (``PIL.Image.convert("RGB")``: grey is
+    repeated, a palette looked up, CMYK converted, an alpha channel dropped); 16-bit grey is scaled to 8 bits.
+    Raises whatever PIL raises for bytes it cannot decode (garbage, a truncated file, an empty one), and
+    ``ValueError`` for an image without pixels.
     """
-    images = ds.select_columns([column]).cast_column(column, Image(mode="RGB")).with_format("numpy")
-    n = len(images)
-    out: torch.Tensor | None = None
-    for start in range(0, n, batch_size):
-        batch = images[start : start + batch_size][column]
-        if batch.dtype == object or batch.ndim != 4:  # numpy cannot stack images of different sizes
-            sizes = sorted({tuple(im.shape[:2]) for im in batch})
-            raise ValueError(f"images must all have the same size, found (height, width) {sizes[:5]}")
-        if out is None:
-            out = torch.empty((n, 3, *batch.shape[1:3]), dtype=torch.uint8)
-        elif batch.shape[1:3] != out.shape[2:]:
-            raise ValueError(
-                f"images must all have the same size, found (height, width) {tuple(out.shape[2:])} "
-                f"and {batch.shape[1:3]}"
-            )
-        out[start : start + len(batch)] = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
-    if out is None:
-        raise ValueError("the dataset has no images")
-    return out
+    if data is None and path is None:
+        raise ValueError("neither bytes nor a path")
+    with PILImage.open(io.BytesIO(data) if data is not None else path) as image:
+        image.load()  # decodes now: a truncated file fails here, not later
+        if image.width == 0 or image.height == 0:
+            raise ValueError(f"zero-size image ({image.width}x{image.height})")
+        if image.mode in SIXTEEN_BIT_MODES:
+            grey = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if grey.max(initial=0.0) > 255 else 255.0
+            image = PILImage.fromarray(np.clip(np.rint(grey * (255.0 / top)), 0, 255).astype(np.uint8))
+        elif image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")  # PIL's advice for palette images with transparency
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+@dataclass
+class DecodedImages:
+    """The decodable images of one split: ``images`` uint8 (N, 3, H, W), ``rows`` the row of ``ds`` each came from,
+    ``skipped`` one note per undecodable row (see ``lsr_hf.data.quality.skip_note``), ``resized`` how many images
+    of another size were resized to (H, W)."""
+
+    images: torch.Tensor
+    rows: np.ndarray
+    skipped: list[str] = field(default_factory=list)
+    resized: int = 0
+
+
+def decode_images(
+    ds: HFDataset,
+    column: str = IMAGE_COLUMN,
+    batch_size: int = DECODE_BATCH_SIZE,
+    size: tuple[int, int] | None = None,
+    split: str = "train",
+    max_skipped_fraction: float = DEFAULT_MAX_SKIPPED_FRACTION,
+) -> DecodedImages:
+    """All images of ``ds[column]``, decoded once (``read_image``) into one uint8 tensor (N, 3, H, W).
+
+    ``ds[column]`` holds encoded images as {bytes, path} structs (``datasets.Image`` storage) or binary; it is read
+    through the Arrow table, never through ``datasets``' own decoding. A row that does not decode is skipped and
+    noted; more than ``max_skipped_fraction`` of them (or all) raises ``DataError`` (``check_skipped``). Images are
+    resized (bilinear) to ``size`` (height, width) when given, else to the split's most common size, and the
+    resized ones are logged.
+    """
+    table_view = ds.select_columns([column]).with_format("arrow")
+    arrays: list[np.ndarray] = []
+    rows: list[int] = []
+    skipped: list[str] = []
+    for start in range(0, len(ds), batch_size):
+        files = table_view[start : start + batch_size].column(column).combine_chunks()
+        if pa.types.is_struct(files.type):
+            data, paths = files.field("bytes").to_pylist(), files.field("path").to_pylist()
+        else:
+            data, paths = files.to_pylist(), [None] * len(files)
+        for i, (blob, path) in enumerate(zip(data, paths), start=start):
+            try:
+                arrays.append(read_image(blob, path))
+            except MemoryError:
+                raise
+            except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for undecodable bytes
+                skipped.append(skip_note(i, path, err))
+                continue
+            rows.append(i)
+    check_skipped(split, "images", skipped, len(ds), max_skipped_fraction)
+
+    if size is None:
+        size = Counter(a.shape[:2] for a in arrays).most_common(1)[0][0]
+    h, w = size
+    out = torch.empty((len(arrays), 3, h, w), dtype=torch.uint8)
+    resized: list[str] = []
+    for k, array in enumerate(arrays):
+        if array.shape[:2] != (h, w):
+            resized.append(f"row {rows[k]} ({array.shape[0]}x{array.shape[1]})")
+            array = np.asarray(PILImage.fromarray(array).resize((w, h), PILImage.Resampling.BILINEAR))
+        out[k].numpy()[...] = array.transpose(2, 0, 1)
+        arrays[k] = _RELEASED  # free each image once copied: peak memory ~2x the decoded split
+    if resized:
+        logger.warning(
+            "the %s split: resized %d image(s) of another size to %dx%d: %s%s",
+            split, len(resized), h, w, ", ".join(resized[:20]), ", ..." if len(resized) > 20 else "",
+        )  # fmt: skip
+    return DecodedImages(images=out, rows=np.asarray(rows, dtype=np.int64), skipped=skipped, resized=len(resized))
 
 
 class ImageDataset(Dataset):
@@ -60,19 +139,29 @@ class ImageDataset(Dataset):
     ``{"pixel_values": uint8 (3, H, W), "labels": int}``; ``ImageBatchTransform`` turns a list of items into a
     normalised float batch."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, skipped: Sequence[str] = ()) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be a uint8 tensor (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         if labels.shape != images.shape[:1]:
             raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
         self.images = images
         self.labels = labels.to(torch.long)
+        self.skipped = list(skipped)  # notes on the rows of the source split that did not decode
 
     @classmethod
-    def from_hf(cls, ds: HFDataset, column: str = IMAGE_COLUMN, label_column: str = LABEL_COLUMN) -> ImageDataset:
-        """Decodes ``ds`` (a split from ``load_raw_splits``) once."""
-        labels = torch.as_tensor(np.asarray(ds.with_format("numpy")[label_column]), dtype=torch.long)
-        return cls(decode_images(ds, column), labels)
+    def from_hf(
+        cls,
+        ds: HFDataset,
+        column: str = IMAGE_COLUMN,
+        label_column: str = LABEL_COLUMN,
+        size: tuple[int, int] | None = None,
+        split: str = "train",
+        max_skipped_fraction: float = DEFAULT_MAX_SKIPPED_FRACTION,
+    ) -> ImageDataset:
+        """Decodes ``ds`` (a split from ``load_raw_splits``) once; see ``decode_images`` for the other arguments."""
+        decoded = decode_images(ds, column, size=size, split=split, max_skipped_fraction=max_skipped_fraction)
+        labels = np.asarray(ds.with_format("numpy")[label_column])[decoded.rows]
+        return cls(decoded.images, torch.as_tensor(labels, dtype=torch.long), decoded.skipped)
 
     def __len__(self) -> int:
         return self.images.shape[0]

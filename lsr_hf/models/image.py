@@ -58,10 +58,12 @@ def build_image_model(
     net = timm.create_model(cfg.name, pretrained=cfg.pretrained, num_classes=num_classes, **model_args)
     config = TimmWrapperConfig(
         architecture=cfg.name,
-        model_args=model_args or None,
+        model_args=model_args,  # {} rather than null: timm.create_model("hf-hub:...") reads it with .get
         id2label=id2label,
         label2id=label2id,
-        pretrained_cfg=dict(net.pretrained_cfg),  # lets TimmWrapperImageProcessor.from_pretrained(dir) work
+        # lets TimmWrapperImageProcessor.from_pretrained(dir) work; lsr_hf.processing.attach_preprocessing replaces
+        # timm's defaults (ImageNet size, mean/std, weights' source) with the training data's
+        pretrained_cfg=dict(net.pretrained_cfg),
     )
     model = TimmWrapperForImageClassification(config)
     model.timm_model.load_state_dict(net.state_dict(), strict=True)

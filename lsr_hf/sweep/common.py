@@ -35,6 +35,7 @@ METRICS = (
     ("test_accuracy", "test_accuracy", "test acc (%)", 100.0, 2),
     ("test_ece", "test_ece", "test ECE (%)", 100.0, 2),
     ("test_nll", "test_nll", "test NLL", 1.0, 4),
+    ("train_seconds_per_epoch", "seconds_per_epoch", "s/epoch", 1.0, 1),
 )
 STAT_METRICS = (*(m[0] for m in METRICS), "eval_nll")  # eval_nll breaks ties in the selection
 # recipe entries that differ between the runs of one configuration, or that do not change what is trained

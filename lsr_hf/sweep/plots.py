@@ -16,7 +16,7 @@ from lsr_hf.sweep.common import (
     compact_value,
     sort_key,
 )
-from lsr_hf.sweep.results import ConfigResult
+from lsr_hf.sweep.results import ConfigResult, seed_mean, shared_seeds
 from lsr_hf.train import PREDICTIONS_FILE
 
 
@@ -54,9 +54,10 @@ def write_heatmaps(root: Path, configs: Sequence[ConfigResult], several_datasets
         panels = sorted(set(panel_of.values()), key=lambda panel: tuple(sort_key(v) for _, v in panel))
         grids = {panel: np.full((len(alphas), len(taus)), np.nan) for panel in panels}
         chosen: tuple[Any, int, int] | None = None
+        seeds = shared_seeds(group)
         for c in group:
             i, j = alphas.index(c.params.get("loss.alpha")), taus.index(c.params.get("loss.temperature"))
-            grids[panel_of[id(c)]][i, j] = c.mean("test_accuracy") * 100.0
+            grids[panel_of[id(c)]][i, j] = seed_mean(c, "eval_accuracy", seeds) * 100.0
             if c.selected:
                 chosen = (panel_of[id(c)], i, j)
         values = np.concatenate([g.ravel() for g in grids.values()])
@@ -90,12 +91,12 @@ def write_heatmaps(root: Path, configs: Sequence[ConfigResult], several_datasets
 
                 ax.add_patch(Rectangle((chosen[2] - 0.5, chosen[1] - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
         figure.suptitle(
-            f"{method} on {backbone} ({dataset}): mean test accuracy (%) over seeds\n"
-            "red box: the setting chosen by validation accuracy",
+            f"{method} on {backbone} ({dataset}): mean validation accuracy (%) over seeds\n"
+            "red box: the chosen setting (highest validation accuracy)",
             fontsize=9,
         )
         if image is not None:
-            figure.colorbar(image, ax=list(axes), shrink=0.9, label="test accuracy (%)")
+            figure.colorbar(image, ax=list(axes), shrink=0.9, label="validation accuracy (%)")
         path = root / _plot_name("heatmap", dataset, [method, backbone], several_datasets)
         figure.savefig(path, dpi=110)
         written.append(path)

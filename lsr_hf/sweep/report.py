@@ -13,6 +13,7 @@ from typing import Any
 from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
+from lsr_hf.sweep.transfer import TransferRow, summarize_transfer, transfer_rows
 from lsr_hf.train import RESULTS_FILE
 
 
@@ -28,8 +29,13 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     * ``results.md``: the summary (one row per method × backbone: the validation-selected setting and its test
       numbers), then every configuration, as mean ± std over seeds, accuracies and ECE in %.
     * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
-      points: mean test accuracy over α (rows) × τ (columns), one panel per value of the other parameters (lsr_os_tc:
+      points: mean validation accuracy (what the selection uses, over the seeds every setting has) over α (rows) ×
+      τ (columns), one panel per value of the other parameters (lsr_os_tc:
       one panel per correct_prob a), the validation-selected setting outlined; skipped without (α, τ) variation.
+    * ``transfer.csv`` (when a method was swept on several backbones): for each method, source backbone and target
+      backbone, the setting chosen on the source applied to the target against the target's own choice
+      (:mod:`lsr_hf.sweep.transfer`); ``results.md`` then has a Transfer section with these rows and a per-method
+      summary (mean and largest loss of test accuracy).
     * ``reliability_<backbone>.png``: a reliability diagram (15 equal-width confidence bins), one curve per method
       at its selected setting with the test predictions of all its seeds pooled, and the ECE of the pooled
       predictions in the legend; methods without saved predictions are left out.
@@ -43,7 +49,13 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     if not records:
         raise SweepError(f"{root}: no {RESULTS_FILE} found under this folder (no finished runs)")
     configs = summarize_runs(records)
+    transfers = transfer_rows(configs)
     written = [_write_csv(root / "results.csv", root, configs)]
+    stale_transfer = root / "transfer.csv"
+    if transfers:
+        written.append(_write_transfer_csv(stale_transfer, transfers))
+    elif stale_transfer.exists():
+        stale_transfer.unlink()
     for stale in [*root.glob("heatmap_*.png"), *root.glob("reliability_*.png")]:  # from an earlier report
         stale.unlink()
     plots: list[Path] = []
@@ -56,7 +68,7 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
         several = len({c.dataset for c in configs}) > 1
         plots += write_heatmaps(root, configs, several)
         plots += write_reliability(root, configs, several)
-    written.append(_write_markdown(root / "results.md", root, records, configs, plots, plots_note))
+    written.append(_write_markdown(root / "results.md", root, records, configs, transfers, plots, plots_note))
     return written + plots
 
 
@@ -95,6 +107,60 @@ def _write_csv(path: Path, root: Path, configs: Sequence[ConfigResult]) -> Path:
     return path
 
 
+def _write_transfer_csv(path: Path, rows: Sequence[TransferRow]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["dataset", "method", "source", "target", "setting", "own_setting", "seeds", "transferred_test_accuracy",
+             "own_test_accuracy", "loss"]
+        )  # fmt: skip
+        for row in rows:
+            writer.writerow(
+                [row.dataset, row.method, row.source, row.target, row.setting, row.own_setting,
+                 " ".join(str(s) for s in row.seeds), _csv_value(row.transferred_accuracy),
+                 _csv_value(row.own_accuracy), _csv_value(row.loss)]
+            )  # fmt: skip
+    return path
+
+
+def _transfer_lines(rows: Sequence[TransferRow], several: bool) -> list[str]:
+    lead = ["dataset"] if several else []
+    lines = [
+        "## Transfer",
+        "",
+        "Each method's setting chosen on one backbone's validation split (the source), applied unchanged to another "
+        "backbone (the target), against the target's own validation-chosen setting. Test accuracy in %, mean over "
+        "the seeds both settings were run with; loss = own − transferred, in points.",
+        "",
+        _md_row([*lead, "method", "pairs", "setting changed", "mean loss", "largest loss"]),
+        _md_row(["---"] * (len(lead) + 5)),
+    ]
+    for summary in summarize_transfer(rows):
+        lines.append(
+            _md_row(
+                [*([summary.dataset] if several else []), summary.method, str(summary.pairs),
+                 f"{summary.changed} of {summary.pairs}", _format_stat(summary.mean_loss, math.nan, 100.0, 2),
+                 _format_stat(summary.max_loss, math.nan, 100.0, 2)]
+            )
+        )  # fmt: skip
+    lines += [
+        "",
+        _md_row([*lead, "method", "source → target", "transferred setting", "own setting", "seeds",
+                 "transferred test acc (%)", "own test acc (%)", "loss (points)"]),
+        _md_row(["---"] * (len(lead) + 8)),
+    ]  # fmt: skip
+    for row in rows:
+        lines.append(
+            _md_row(
+                [*([row.dataset] if several else []), row.method, f"{row.source} → {row.target}", row.setting,
+                 row.own_setting, " ".join(str(s) for s in row.seeds) or "all",
+                 _format_stat(row.transferred_accuracy, math.nan, 100.0, 2),
+                 _format_stat(row.own_accuracy, math.nan, 100.0, 2), _format_stat(row.loss, math.nan, 100.0, 2)]
+            )
+        )  # fmt: skip
+    return lines + [""]
+
+
 def _csv_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return ""
@@ -110,6 +176,7 @@ def _write_markdown(
     root: Path,
     records: Sequence[RunRecord],
     configs: Sequence[ConfigResult],
+    transfers: Sequence[TransferRow],
     plots: Sequence[Path],
     plots_note: str,
 ) -> Path:
@@ -123,14 +190,15 @@ def _write_markdown(
         "",
         f"{len(records)} finished runs in {len(configs)} configurations on {datasets} "
         f"({minutes:.0f} min of run time in all). Each cell is the mean ± sample standard deviation over the n runs "
-        "(seeds) of a configuration; accuracies and ECE (15 equal-width bins) in %, NLL in nats. "
+        "(seeds) of a configuration; accuracies and ECE (15 equal-width bins) in %, NLL in nats, s/epoch: seconds "
+        "of training per epoch (evaluation excluded). "
         "Regenerate with `python scripts/sweep.py report " + str(root) + "`.",
         "",
         "## Summary",
         "",
         "One row per method and backbone. Where a method was run with several settings, the setting is **chosen by "
-        "mean validation accuracy** (ties: lower validation NLL) and its test numbers are reported; the test split "
-        "plays no part in the choice.",
+        "mean validation accuracy** over the seeds every setting was run with (ties: lower validation NLL) and its "
+        "test numbers, over all its seeds, are reported; the test split plays no part in the choice.",
         "",
         _md_row([*lead, "backbone", "method", "chosen setting", "of", "n", *metric_headers]),
         _md_row(["---"] * (len(lead) + 5 + len(METRICS))),
@@ -159,7 +227,10 @@ def _write_markdown(
                  "✓" if config.selected else "", str(config.n), *_md_stats(config)]
             )
         )  # fmt: skip
-    lines += ["", "## Plots", ""]
+    lines.append("")
+    if transfers:
+        lines += _transfer_lines(transfers, several)
+    lines += ["## Plots", ""]
     if plots_note:
         lines.append(plots_note)
     elif not plots:

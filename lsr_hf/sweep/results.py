@@ -61,16 +61,30 @@ def collect_runs(directory: str | os.PathLike[str]) -> list[RunRecord]:
             raise SweepError(f"{path}: not valid JSON ({err}); delete it to re-run that run") from err
         if not isinstance(results, dict) or not isinstance(results.get("recipe"), dict):
             raise SweepError(f"{path}: not a results.json written by lsr_hf.train.run (no 'recipe' mapping)")
+        metrics = dict(results.get("metrics") or {})
+        if "train_seconds_per_epoch" not in metrics and results.get("resumed_from") is None:
+            metrics["train_seconds_per_epoch"] = _seconds_per_epoch(metrics)
         records.append(
             RunRecord(
                 folder=path.parent,
                 seed=results.get("seed"),
                 recipe=results["recipe"],
-                metrics=dict(results.get("metrics") or {}),
+                metrics=metrics,
                 wall_seconds=float(results.get("wall_seconds", float("nan"))),
             )
         )
     return records
+
+
+def _seconds_per_epoch(metrics: dict[str, Any]) -> float:
+    """``train_runtime / epoch`` for results written before runs timed their epochs (``lsr_hf.timing``): right
+    for a run that was not resumed and evaluated nothing during training; NaN when either number is missing."""
+    runtime, epochs = metrics.get("train_runtime"), metrics.get("epoch")
+    try:
+        runtime, epochs = float(runtime), float(epochs)
+    except (TypeError, ValueError):
+        return float("nan")
+    return runtime / epochs if epochs > 0 and math.isfinite(runtime) else float("nan")
 
 
 @dataclass
@@ -158,20 +172,44 @@ def select_by_validation(
 ) -> dict[tuple[str, str, str], tuple[ConfigResult, list[ConfigResult]]]:
     """For each (dataset, backbone, method): the configuration with the highest mean validation accuracy
     (``eval_accuracy``; ties → lower mean validation NLL, then the first in order), and all its candidates.
-    Test metrics play no part in the choice."""
+    Test metrics play no part in the choice.
+
+    The means are taken over the seeds that every candidate was run with (all seeds where they share none), so a
+    setting repeated with more seeds after it was chosen (a grid at one seed, then the chosen settings at more)
+    competes on the same footing as before and the choice does not move.
+    """
     by_key: dict[tuple[str, str, str], list[ConfigResult]] = {}
     for config in configs:
         by_key.setdefault((config.dataset, config.backbone, config.method), []).append(config)
 
-    def score(config: ConfigResult) -> tuple[float, float]:
-        accuracy, nll = config.mean("eval_accuracy"), config.mean("eval_nll")
-        return (-accuracy if math.isfinite(accuracy) else math.inf, nll if math.isfinite(nll) else math.inf)
-
     out = {}
     for key, candidates in by_key.items():
-        best = min(range(len(candidates)), key=lambda i: (score(candidates[i]), i))
+        seeds = shared_seeds(candidates)
+        best = min(range(len(candidates)), key=lambda i: (validation_score(candidates[i], seeds), i))
         out[key] = (candidates[best], candidates)
     return out
+
+
+def shared_seeds(configs: Sequence[ConfigResult]) -> set[int | None] | None:
+    """The seeds every configuration has a run for; None (meaning: all runs) when they share none."""
+    seeds = set.intersection(*({r.seed for r in c.runs} for c in configs)) if configs else set()
+    return seeds or None
+
+
+def seed_mean(config: ConfigResult, metric: str, seeds: set[int | None] | None = None) -> float:
+    """Mean of ``metric`` over the runs of ``config`` with a seed in ``seeds`` (all runs when None); NaN if none."""
+    values = [
+        float(r.metrics[metric])
+        for r in config.runs
+        if (seeds is None or r.seed in seeds) and is_number(r.metrics.get(metric))
+    ]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def validation_score(config: ConfigResult, seeds: set[int | None] | None = None) -> tuple[float, float]:
+    """Sort key of the selection: (−mean validation accuracy, mean validation NLL), missing values last."""
+    accuracy, nll = seed_mean(config, "eval_accuracy", seeds), seed_mean(config, "eval_nll", seeds)
+    return (-accuracy if math.isfinite(accuracy) else math.inf, nll if math.isfinite(nll) else math.inf)
 
 
 def _config_order(config: ConfigResult) -> tuple[Any, ...]:

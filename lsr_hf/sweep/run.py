@@ -291,11 +291,12 @@ def run_sweep(
 
 
 def train_planned(planned: PlannedRun, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Trains one planned run through :func:`lsr_hf.train.run` (resuming when its status says so): what both
-    backends call, the Ray backend inside its worker."""
+    """Trains one planned run through :func:`lsr_hf.train.run` (resuming when its status says so; ``overwrite``:
+    a restarted run replaces what its unfinished attempt left, and the Ray backend's ``train.log`` may already be
+    in the folder): what both backends call, the Ray backend inside its worker."""
     from lsr_hf.train import run as train_run
 
-    return train_run(planned.recipe, resume=planned.status == "resume", callbacks=callbacks)
+    return train_run(planned.recipe, resume=planned.status == "resume", overwrite=True, callbacks=callbacks)
 
 
 def _run_in_process(pending: Sequence[PlannedRun], callbacks: Sequence[Any], progress: SweepProgress) -> None:
