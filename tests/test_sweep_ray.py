@@ -38,7 +38,7 @@ def sweep_file(folder: Path, grids: list, seeds: list) -> Path:
 
 
 def timing_free(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
+    return {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second")) and "seconds" not in k}
 
 
 def results(folder: Path) -> dict:
