@@ -1,4 +1,4 @@
-# make install: .venv with the project and its test extras (versions from constraints.txt)
+# make install: .venv with the project and its test, plots and ray extras (versions from constraints.txt)
 # make test:    the test suite (installs first if needed); CI runs exactly this through .ci/run
 # make demo:    the offline demo (trains on the bundled digits)
 # make bench:   loss benchmark (forward+backward of every method vs F.cross_entropy)
@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,plots]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,plots,ray]'
 	touch $@
 
 test: install

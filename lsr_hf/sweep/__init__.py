@@ -29,8 +29,11 @@ to ``<output_dir>/<run name>``, a flat, stable name built from the grid override
 ``model.name`` and ``loss.method`` first, then the other keys alphabetically; a value with characters outside
 ``[A-Za-z0-9._+-]`` is sanitised and the name gets a ``~<hash>`` suffix so that it stays unique). A run whose
 ``results.json`` exists is skipped (after checking that it was made from the same recipe), an unfinished run resumes
-from its last checkpoint if it has one and restarts otherwise. Runs execute in this process, one after the other,
-through :func:`lsr_hf.train.run` (what ``scripts/train.py`` runs).
+from its last checkpoint if it has one and restarts otherwise. Runs execute through :func:`lsr_hf.train.run` (what
+``scripts/train.py`` runs): by default in this process, one after the other; with ``backend="ray"`` each run is a Ray
+task with its own CPUs/GPUs, side by side on this machine or over a cluster (:mod:`lsr_hf.sweep.ray_backend`). With
+either backend a failed run is reported (name, error, log) and the others go on; :class:`SweepFailure` is raised at
+the end. A progress line follows every finished run (done / running / failed / left, elapsed, estimate).
 
 :func:`write_report` reads every ``results.json`` under a folder, groups the runs that differ only in their seed and
 writes ``results.md``, ``results.csv`` and PNG plots (see its docstring).
@@ -45,14 +48,18 @@ from lsr_hf.sweep.results import (
     select_by_validation,
     summarize_runs,
 )
-from lsr_hf.sweep.run import PlannedRun, plan_sweep, run_sweep
+from lsr_hf.sweep.ray_backend import RayOptions
+from lsr_hf.sweep.run import PlannedRun, SweepFailure, SweepProgress, plan_sweep, run_sweep
 from lsr_hf.sweep.spec import SweepSpec, expand_grids, load_sweep, run_name
 
 __all__ = [
     "ConfigResult",
     "PlannedRun",
+    "RayOptions",
     "RunRecord",
     "SweepError",
+    "SweepFailure",
+    "SweepProgress",
     "SweepSpec",
     "collect_runs",
     "expand_grids",

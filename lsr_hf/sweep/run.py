@@ -1,20 +1,31 @@
-"""Planning a sweep (one folder per run, recipes checked first) and running it through ``lsr_hf.train.run``."""
+"""Planning a sweep (one folder per run, recipes checked first) and running it through ``lsr_hf.train.run``:
+one run after the other in this process (the default backend) or side by side as Ray tasks (``ray_backend``)."""
 
 from __future__ import annotations
 
 import gc
 import json
 import os
+import sys
+import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from lsr_hf.recipe import Recipe, RecipeError, load_recipe
 from lsr_hf.sweep.common import SweepError, recipe_identity, recipe_view
 from lsr_hf.sweep.report import write_report
 from lsr_hf.sweep.spec import SweepSpec, expand_grids, run_name, yaml_text
 from lsr_hf.train import RESULTS_FILE
+
+if TYPE_CHECKING:
+    from lsr_hf.sweep.ray_backend import RayOptions
+
+BACKENDS = ("process", "ray")
 
 
 @dataclass
@@ -27,6 +38,9 @@ class PlannedRun:
     output_dir: Path
     recipe: Recipe
     status: str = "new"  # "done" (results.json exists), "resume" (has a checkpoint), "restart" (folder, no results)
+    outcome: str = ""  # set by run_sweep: "skipped" (was done), "finished", "failed"
+    error: str | None = None  # a failed run: "ExceptionType: message"
+    log_path: Path | None = None  # where the run's output went (the Ray backend: <output_dir>/train.log)
 
 
 def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None) -> list[PlannedRun]:
@@ -108,6 +122,108 @@ def _status(planned: PlannedRun) -> str:
     return "new"
 
 
+class SweepFailure(RuntimeError):
+    """Raised by :func:`run_sweep` after the other runs finished (and the report was written) when runs failed;
+    ``failed`` holds those runs, each with its ``error`` and ``log_path``."""
+
+    def __init__(self, message: str, failed: Sequence[PlannedRun]) -> None:
+        super().__init__(message)
+        self.failed = list(failed)
+
+
+class SweepProgress:
+    """Counts the runs of one ``run_sweep`` call and prints a line as each run finishes or fails, e.g.::
+
+        [3/8] <name>: test accuracy 0.9250, val accuracy 0.9100 in 12 s | 3 done, 2 running, 0 failed, 3 left,
+        1m05s elapsed, about 1m30s to go
+
+    done + running + failed + left = every run of the sweep (runs finished before this call count as done). The
+    estimate is the throughput of this call so far, elapsed / runs finished in it × (running + left), so it
+    accounts for runs executing side by side; a backend sets ``running`` (how many run now, at most).
+    """
+
+    def __init__(
+        self,
+        runs: Sequence[PlannedRun],
+        echo: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = len(runs)
+        self.done = sum(r.status == "done" for r in runs)
+        self.finished_now = 0
+        self.failed: list[PlannedRun] = []
+        self.running = 0
+        self.echo = echo
+        self._clock = clock
+        self._started = clock()
+        self._index = {id(r): k for k, r in enumerate(runs, start=1)}
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done - len(self.failed) - self.running
+
+    def prefix(self, planned: PlannedRun) -> str:
+        return f"[{self._index[id(planned)]}/{self.total}] {planned.name}"
+
+    def finished(self, planned: PlannedRun, results: dict[str, Any]) -> None:
+        """Records a run that wrote its results and prints its line."""
+        planned.outcome = "finished"
+        self.done += 1
+        self.finished_now += 1
+        metrics = results["metrics"]
+        self.echo(
+            f"{self.prefix(planned)}: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, "
+            f"val accuracy {metrics.get('eval_accuracy', float('nan')):.4f} in {results['wall_seconds']:.0f} s"
+            f" | {self.counts()}"
+        )
+
+    def failed_run(self, planned: PlannedRun, error: str, log_path: Path | None) -> None:
+        """Records a run that raised (``error``: one line) and prints its name, error and log."""
+        planned.outcome, planned.error, planned.log_path = "failed", error, log_path
+        self.failed.append(planned)
+        log = f"log: {log_path}" if log_path is not None else "traceback above"
+        self.echo(f"{self.prefix(planned)}: FAILED: {error} ({log}) | {self.counts()}")
+
+    def counts(self) -> str:
+        elapsed = self._clock() - self._started
+        remaining = self.running + self.left
+        if not remaining:
+            estimate = "nothing left"
+        elif self.finished_now:
+            estimate = f"about {_duration(elapsed / self.finished_now * remaining)} to go"
+        else:
+            estimate = "no estimate before a run finishes"
+        return (
+            f"{self.done} done, {self.running} running, {len(self.failed)} failed, {self.left} left, "
+            f"{_duration(elapsed)} elapsed, {estimate}"
+        )
+
+    def failure_message(self) -> str:
+        lines = [
+            f"{len(self.failed)} of {self.total} runs failed (the others are kept; run the same command again to "
+            "retry the failed ones):"
+        ]
+        for planned in self.failed:
+            log = f"  [log: {planned.log_path}]" if planned.log_path is not None else ""
+            lines.append(f"  {planned.name}: {planned.error}{log}")
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def error_line(err: BaseException) -> str:
+    """``Type: message`` on one line (the first line of the message)."""
+    message = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {message[0]}" if message else type(err).__name__
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -116,19 +232,33 @@ def run_sweep(
     callbacks: Sequence[Any] = (),
     echo: Callable[[str], None] = print,
     report: bool = True,
+    backend: str = "process",
+    ray_options: RayOptions | None = None,
 ) -> list[PlannedRun]:
-    """Runs a sweep: plans (and validates) every run, trains the unfinished ones in order, writes the report.
+    """Runs a sweep: plans (and validates) every run, trains the unfinished ones, writes the report.
 
     Args:
         spec: from :func:`load_sweep`.
         output_dir: overrides ``spec.output_dir``.
         dry_run: only print the plan (each run's name and status); nothing is trained or written.
-        callbacks: ``TrainerCallback``s passed to every run.
+        callbacks: ``TrainerCallback``s passed to every run (with ``backend="ray"`` they are pickled to the workers).
         echo: where progress lines go.
-        report: write :func:`write_report` at the end.
+        report: write :func:`write_report` at the end (when at least one run has its results).
+        backend: ``"process"`` trains the runs one after the other in this process; ``"ray"`` runs each as a Ray
+            task with the resources of ``ray_options`` (:mod:`lsr_hf.sweep.ray_backend`), side by side.
+        ray_options: where and how the Ray backend runs (default :class:`RayOptions()`: a local Ray instance).
 
-    Returns the plan; the ``status`` of each run is what it was before this call ("done" ones were skipped).
+    Both backends train through :func:`lsr_hf.train.run` into the same folders. A run that raises is reported (name,
+    error, log) and the other runs go on; once they are done, and the report written, :class:`SweepFailure` is
+    raised naming the failed runs. An interrupt (Ctrl-C) stops the sweep at once; finished runs are kept.
+
+    Returns the plan; the ``status`` of each run is what it was before this call ("done" ones were skipped), its
+    ``outcome`` what this call did ("skipped", "finished").
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if ray_options is not None and backend != "ray":
+        raise ValueError("ray_options needs backend='ray'")
     root = Path(output_dir if output_dir is not None else spec.output_dir)
     runs = plan_sweep(spec, root)
     counts = {s: sum(r.status == s for r in runs) for s in ("done", "resume", "restart", "new")}
@@ -141,26 +271,57 @@ def run_sweep(
             echo(f"[{k}/{len(runs)}] {planned.status:7s} {planned.name}")
         return runs
 
-    from lsr_hf.train import run as train_run
-
-    for k, planned in enumerate(runs, start=1):
-        prefix = f"[{k}/{len(runs)}] {planned.name}"
+    progress = SweepProgress(runs, echo)
+    for planned in runs:
         if planned.status == "done":
-            echo(f"{prefix}: done, skipped")
-            continue
-        echo(f"{prefix}: {'resuming' if planned.status == 'resume' else 'training'}")
-        try:
-            results = train_run(planned.recipe, resume=planned.status == "resume", overwrite=True, callbacks=callbacks)
-        except BaseException:
-            echo(f"{prefix}: failed; the finished runs are kept, run the same command again to continue")
-            raise
-        metrics = results["metrics"]
-        echo(
-            f"{prefix}: test accuracy {metrics.get('test_accuracy', float('nan')):.4f}, "
-            f"val accuracy {metrics.get('eval_accuracy', float('nan')):.4f} in {results['wall_seconds']:.0f} s"
-        )
-        gc.collect()
-    if report:
+            planned.outcome = "skipped"
+            echo(f"{progress.prefix(planned)}: done, skipped")
+    pending = [r for r in runs if r.status != "done"]
+    if pending and backend == "ray":
+        from lsr_hf.sweep.ray_backend import RayOptions, run_on_ray
+
+        run_on_ray(pending, ray_options or RayOptions(), callbacks, progress)
+    elif pending:
+        _run_in_process(pending, callbacks, progress)
+    if report and progress.done:
         for path in write_report(root):
             echo(f"wrote {path}")
+    if progress.failed:
+        raise SweepFailure(progress.failure_message(), progress.failed)
     return runs
+
+
+def train_planned(planned: PlannedRun, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Trains one planned run through :func:`lsr_hf.train.run` (resuming when its status says so; ``overwrite``:
+    a restarted run replaces what its unfinished attempt left, and the Ray backend's ``train.log`` may already be
+    in the folder): what both backends call, the Ray backend inside its worker."""
+    from lsr_hf.train import run as train_run
+
+    return train_run(planned.recipe, resume=planned.status == "resume", overwrite=True, callbacks=callbacks)
+
+
+def _run_in_process(pending: Sequence[PlannedRun], callbacks: Sequence[Any], progress: SweepProgress) -> None:
+    """The default backend: one run after the other in this process; a failed run is reported (its traceback
+    printed to stderr) and the next one starts."""
+    for planned in pending:
+        progress.echo(f"{progress.prefix(planned)}: {'resuming' if planned.status == 'resume' else 'training'}")
+        progress.running = 1
+        try:
+            results = train_planned(planned, callbacks)
+        except Exception as err:  # noqa: BLE001 - reported, then the next run starts
+            traceback.print_exc(file=sys.stderr)
+            progress.running = 0
+            progress.failed_run(planned, error_line(err), None)
+        except BaseException:  # KeyboardInterrupt, SystemExit: stop the sweep
+            progress.echo(
+                f"{progress.prefix(planned)}: interrupted; the finished runs are kept, run the same command again "
+                "to continue"
+            )
+            raise
+        else:
+            progress.running = 0
+            progress.finished(planned, results)
+        finally:
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
