@@ -107,8 +107,9 @@ def _status(planned: PlannedRun) -> str:
         # the folder itself may have moved (another --output-dir): compare everything else
         was = recipe_view(stored if isinstance(stored, dict) else {}, drop=("training.output_dir",))
         now = recipe_view(planned.recipe.to_dict(), drop=("training.output_dir",))
-        if was != now:
-            changed = sorted(k for k in set(was) | set(now) if was.get(k, "<unset>") != now.get(k, "<unset>"))
+        # keys only one side has are fields another lsr-hf version added or removed: not compared
+        changed = sorted(k for k in was.keys() & now.keys() if was[k] != now[k])
+        if changed:
             raise SweepError(
                 f"{results_path} was made from a different recipe than the one planned now (differs in "
                 f"{', '.join(changed[:5])}{', ...' if len(changed) > 5 else ''}: was the base recipe or set: "
