@@ -174,7 +174,7 @@ RECIPE_CASES = [
     ("typo in data", "data: {nmae: demo}\n", (),
      "unknown key data.nmae (did you mean data.name?); data has: name, path, input_column, label_column, "
      "validation_fraction, test_fraction, split_seed, max_train_samples, max_eval_samples, max_skipped_fraction, "
-     "random_crop_padding, horizontal_flip, rotation_degrees, sample_rate, segment_seconds"),
+     "random_crop_padding, horizontal_flip, rotation_degrees, mean, std, image_size, sample_rate, segment_seconds"),
     ("typo in loss, from --set", "loss: {method: lsr}\n", ("loss.smothing=0.1",),
      "unknown key loss.smothing; loss has: method, alpha, temperature, correct_prob, teacher_temperature, "
      "multiplier, use_triton_kernel (from --set)"),
