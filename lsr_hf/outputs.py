@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.errors import OutputDirError
+from lsr_hf.recipe import flatten_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def recipe_differences(stored: Any, recipe: Mapping[str, Any]) -> list[str]:
     keys that only one side has — a field added or removed by another lsr-hf version — are not compared)."""
     if not isinstance(stored, Mapping):
         return ["recipe (results.json has none)"]
-    was, now = _flatten(stored), _flatten(json.loads(json.dumps(recipe)))
+    was, now = flatten_recipe(stored), flatten_recipe(json.loads(json.dumps(recipe)))
     return sorted(k for k in was.keys() & now.keys() if was[k] != now[k] and k != "training.output_dir")
 
 
@@ -212,13 +213,3 @@ def _describe(folder: Path, finished: dict[str, Any] | None) -> str:
 def _step(checkpoint: Path) -> int:
     match = CHECKPOINT.match(checkpoint.name)
     return int(match.group(1)) if match else -1
-
-
-def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

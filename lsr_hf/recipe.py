@@ -58,6 +58,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "add_recipe_arguments",
+    "flatten_recipe",
     "load_recipe",
     "recipe_from_args",
     "write_resolved",
@@ -178,6 +179,18 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     except (ValueError, TypeError, OSError, ImportError) as err:
         raise RecipeError(f"{shown}: training: {err}") from err
     return recipe
+
+
+def flatten_recipe(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A recipe dict (``Recipe.to_dict()``, or one read back from ``results.json``) with dotted keys:
+    ``{"loss": {"alpha": 0.3}}`` → ``{"loss.alpha": 0.3}``. An empty mapping stays a value."""
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_recipe(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def write_resolved(recipe: Recipe, path: str | Path) -> Path:

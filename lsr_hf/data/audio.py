@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
@@ -30,7 +29,7 @@ from datasets import Dataset as HFDataset
 from torch.utils.data import Dataset
 
 from lsr_hf.data.items import StackedItems
-from lsr_hf.data.load import AUDIO_COLUMN, LABEL_COLUMN
+from lsr_hf.data.load import AUDIO_COLUMN, LABEL_COLUMN, encoded_files
 from lsr_hf.data.quality import DEFAULT_MAX_SKIPPED_FRACTION, check_skipped, skip_note
 
 logger = logging.getLogger(__name__)
@@ -61,12 +60,8 @@ def read_audio(data: bytes | None, path: str | None, sample_rate: int) -> torch.
 def native_sample_rate(ds: HFDataset, column: str = AUDIO_COLUMN, probe: int = 64) -> int:
     """The most common native sample rate (Hz) of the first ``probe`` files of ``ds[column]`` that soundfile can
     read (``data.sample_rate: null`` trains at this rate). ``ValueError`` if none of them can be read."""
-    files = ds.select_columns([column]).select(range(min(probe, len(ds)))).with_format("arrow")[:].column(column)
-    files = files.combine_chunks()
-    if pa.types.is_struct(files.type):
-        data, paths = files.field("bytes").to_pylist(), files.field("path").to_pylist()
-    else:
-        data, paths = files.to_pylist(), [None] * len(files)
+    probed = ds.select_columns([column]).select(range(min(probe, len(ds)))).with_format("arrow")[:]
+    data, paths = encoded_files(probed.column(column))
     rates: list[int] = []
     for blob, path in zip(data, paths):
         try:
@@ -119,11 +114,7 @@ def decode_audio(
     table_view = ds.select_columns([column, label_column]).with_format("arrow")
     for start in range(0, len(ds), DECODE_BATCH_SIZE):
         batch = table_view[start : start + DECODE_BATCH_SIZE]
-        files = batch.column(column).combine_chunks()
-        if pa.types.is_struct(files.type):
-            data, paths = files.field("bytes").to_pylist(), files.field("path").to_pylist()
-        else:
-            data, paths = files.to_pylist(), [None] * len(files)
+        data, paths = encoded_files(batch.column(column))
         for i, (blob, path, label) in enumerate(zip(data, paths, batch.column(label_column).to_pylist())):
             try:
                 waves.append(read_audio(blob, path, sample_rate))

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 import torch.nn.functional as F
 from datasets import Dataset as HFDataset
@@ -33,7 +32,7 @@ from PIL import Image as PILImage
 from torch.utils.data import Dataset
 
 from lsr_hf.data.items import StackedItems
-from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN
+from lsr_hf.data.load import IMAGE_COLUMN, LABEL_COLUMN, encoded_files
 from lsr_hf.data.quality import DEFAULT_MAX_SKIPPED_FRACTION, check_skipped, skip_note
 
 logger = logging.getLogger(__name__)
@@ -99,11 +98,7 @@ def decode_images(
     rows: list[int] = []
     skipped: list[str] = []
     for start in range(0, len(ds), batch_size):
-        files = table_view[start : start + batch_size].column(column).combine_chunks()
-        if pa.types.is_struct(files.type):
-            data, paths = files.field("bytes").to_pylist(), files.field("path").to_pylist()
-        else:
-            data, paths = files.to_pylist(), [None] * len(files)
+        data, paths = encoded_files(table_view[start : start + batch_size].column(column))
         for i, (blob, path) in enumerate(zip(data, paths), start=start):
             try:
                 arrays.append(read_image(blob, path))

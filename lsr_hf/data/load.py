@@ -89,6 +89,15 @@ def load_raw_splits(cfg: DataConfig) -> DatasetDict:
     return DatasetDict({name: splits[name] for name in SPLITS})
 
 
+def encoded_files(column: pa.Array | pa.ChunkedArray) -> tuple[list[bytes | None], list[str | None]]:
+    """(bytes, paths) of an input column read through Arrow: ``{bytes, path}`` structs (``datasets.Image`` /
+    ``Audio(decode=False)`` storage) or plain binary (no paths)."""
+    files = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_struct(files.type):
+        return files.field("bytes").to_pylist(), files.field("path").to_pylist()
+    return files.to_pylist(), [None] * len(files)
+
+
 # ---------------------------------------------------------------------------------------------------- sources
 
 

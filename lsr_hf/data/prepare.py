@@ -56,13 +56,17 @@ class PreparedData:
     class_names: tuple[str, ...]
     modality: str
     sample_rate: int | None = None
-    num_skipped: int = 0
     skipped: dict[str, list[str]] = field(default_factory=dict)
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     image_size: tuple[int, int] | None = None
     segment_length: int | None = None
     num_segments: int | None = None
+
+    @property
+    def num_skipped(self) -> int:
+        """Undecodable images or audio files over all splits."""
+        return sum(len(notes) for notes in self.skipped.values())
 
     @property
     def eval_preprocessing(self) -> dict[str, Any]:
@@ -159,7 +163,6 @@ def image_data(
         num_classes=len(class_names),
         class_names=class_names,
         modality="image",
-        num_skipped=sum(len(split.skipped) for split in splits.values()),
         skipped={name: list(split.skipped) for name, split in splits.items()},
         mean=mean,
         std=std,
@@ -188,7 +191,6 @@ def audio_data(
         class_names=class_names,
         modality="audio",
         sample_rate=sample_rate or cfg.sample_rate,
-        num_skipped=sum(len(d.skipped) for d in decoded.values()),
         skipped={name: list(d.skipped) for name, d in decoded.items()},
         segment_length=decoded["train"].segment_length,
         num_segments=decoded["test"].num_segments,

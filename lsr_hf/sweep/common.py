@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lsr_hf.recipe import flatten_recipe
+
 SWEEP_KEYS = ("recipe", "output_dir", "seeds", "set", "grids")
 RUN_OWNED_KEYS = ("training.output_dir", "training.seed")  # set per run by the sweep
 NAME_FIRST_KEYS = ("data.name", "model.name", "loss.method")  # run names start with these, the rest alphabetical
@@ -59,21 +61,10 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
-def _flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def recipe_view(recipe: Mapping[str, Any], drop: Sequence[str], drop_sections: Sequence[str] = ()) -> dict[str, Any]:
     """What a recipe dict trains, flattened to dotted keys: without the ``drop`` keys, the ``drop_sections`` and
     the loss parameters its method does not use (``METHOD_PARAMS``: ce's alpha, lsr's temperature, ...)."""
-    flat = _flatten(json.loads(json.dumps(recipe)))
+    flat = flatten_recipe(json.loads(json.dumps(recipe)))
     kept = {k: v for k, v in flat.items() if k not in drop and k.split(".")[0] not in drop_sections}
     used = METHOD_PARAMS.get(str(flat.get("loss.method")))
     if used is not None:
