@@ -49,7 +49,10 @@ class _JobTrainer(OSTCTrainer):
     * ``train_transform`` / ``eval_transform``: applied to the batch's ``pixel_values`` once Trainer has moved the batch
       to the device (images: DESIGN §4's augmentation in training, normalisation in both, on the GPU when there is
       one), chosen by whether the model is in training mode;
-    * the recipe's step schedule (``schedule.milestones``) when it has one.
+    * the recipe's step schedule (``schedule.milestones``) when it has one;
+    * no training batch of a single example: when the training split is one example more than a multiple of the
+      batch, that example is left out of each epoch (``dataloader_drop_last`` for the training loader only), since
+      BatchNorm cannot train on a batch of one.
     """
 
     def __init__(
@@ -65,13 +68,29 @@ class _JobTrainer(OSTCTrainer):
         self._train_collator = self.label_checked(train_collator)
         self._schedule = schedule
         self._transforms = {True: train_transform, False: eval_transform}
+        self._warned_lone_example = False
 
     def get_train_dataloader(self):
         eval_collator, self.data_collator = self.data_collator, self._train_collator
-        try:  # the DataLoader keeps the collator it was built with
+        drop_last, self.args.dataloader_drop_last = self.args.dataloader_drop_last, self._drop_lone_example()
+        try:  # the DataLoader keeps the collator and drop_last it was built with
             return super().get_train_dataloader()
         finally:
             self.data_collator = eval_collator
+            self.args.dataloader_drop_last = drop_last
+
+    def _drop_lone_example(self) -> bool:
+        if self.args.dataloader_drop_last:
+            return True
+        batch = self.args.per_device_train_batch_size * max(self.args.world_size, 1)
+        lone = len(self.train_dataset) % batch == 1
+        if lone and not self._warned_lone_example:
+            logger.warning(
+                "the training split has %d examples, one more than a multiple of the batch (%d): each epoch leaves one "
+                "(random) example out, since BatchNorm cannot train on a batch of one", len(self.train_dataset), batch,
+            )  # fmt: skip
+            self._warned_lone_example = True
+        return lone
 
     def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         inputs = super()._prepare_inputs(inputs)

@@ -249,3 +249,28 @@ def test_job_trainer_loads_uint8_and_transforms_on_the_device(image_recipe):
     torch.manual_seed(0)
     assert torch.equal(trained["pixel_values"], data.train_collator.transform(raw.clone()))
     assert not torch.equal(trained["pixel_values"], expected)  # padding 4 + flip: augmented
+
+
+def test_lone_last_training_example_is_dropped_not_a_batchnorm_crash(tmp_path, image_recipe):
+    """30 training images at batch 29 would end each epoch on a batch of one, which BatchNorm cannot train on: the
+    job's training loader drops it (one step an epoch, all 29-image batches), evaluation keeps every example."""
+    from lsr_hf.data import prepare_data
+    from lsr_hf.train import build_trainer
+
+    recipe_dict = yaml.safe_load(image_recipe.read_text())
+    recipe_dict["training"].update(
+        per_device_train_batch_size=29, num_train_epochs=1, eval_strategy="no", save_strategy="no",
+        output_dir=str(tmp_path / "out"),
+    )  # fmt: skip
+    recipe_dict["schedule"] = {"milestones": []}
+    path = tmp_path / "lone.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict))
+    recipe = load_recipe(path)
+    data = prepare_data(recipe.data)
+    assert len(data.train) == 30 and len(data.validation) == 10
+    trainer = build_trainer(recipe, data)
+    assert [len(batch["labels"]) for batch in trainer.get_train_dataloader()] == [29]
+    assert trainer.args.dataloader_drop_last is False  # restored: evaluation sees every example
+    assert sum(len(batch["labels"]) for batch in trainer.get_eval_dataloader()) == 10
+    result = trainer.train()
+    assert trainer.state.global_step == 1 and np.isfinite(result.training_loss)
