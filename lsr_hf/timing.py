@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from typing import Any
 
@@ -14,13 +15,17 @@ class EpochTimer(TrainerCallback):
 
     Time runs from each epoch's start to its end (``on_epoch_begin`` → ``on_epoch_end``): the steps, plus whatever
     Trainer does inside the epoch, but not the evaluation and checkpoint at the epoch's end, nor data loading before
-    training. A resumed run counts only the epochs run after the resume, so the figure stays per epoch:
-    ``seconds_per_epoch = seconds / optimizer steps × steps per epoch``.
+    training. Each epoch gives seconds per optimizer step; the figure is their median over the epochs timed in this
+    process, times the steps of a full epoch:
+
+        seconds_per_epoch = median_e(seconds_e / steps_e) × steps per epoch
+
+    The median keeps the figure of a 15-epoch run when a few of its epochs shared the CPU with another job, and a
+    resumed run (only the epochs after the resume are timed, the first possibly partial) stays per epoch.
     """
 
     def __init__(self) -> None:
-        self.seconds = 0.0
-        self.steps = 0
+        self.epochs: list[tuple[float, int]] = []  # (seconds, optimizer steps) of each timed epoch
         self.steps_per_epoch: int | None = None
         self._epoch_start: tuple[float, int] | None = None
 
@@ -38,12 +43,13 @@ class EpochTimer(TrainerCallback):
         if self._epoch_start is None:
             return
         started, first_step = self._epoch_start
-        self.seconds += time.perf_counter() - started
-        self.steps += state.global_step - first_step
+        steps = state.global_step - first_step
+        if steps > 0:
+            self.epochs.append((time.perf_counter() - started, steps))
         self._epoch_start = None
 
     def seconds_per_epoch(self) -> float | None:
         """Seconds per epoch, or None when no step was timed or the epoch length is unknown."""
-        if not self.steps or self.steps_per_epoch is None:
+        if not self.epochs or self.steps_per_epoch is None:
             return None
-        return self.seconds / self.steps * self.steps_per_epoch
+        return statistics.median(seconds / steps for seconds, steps in self.epochs) * self.steps_per_epoch
