@@ -4,6 +4,7 @@
     python scripts/sweep.py run sweeps/demo.yaml [--dry-run] [--output-dir DIR]
     python scripts/sweep.py run sweeps/demo.yaml --backend ray [--address ADDR] [--gpus-per-run G] [--cpus-per-run C]
     python scripts/sweep.py report outputs/sweeps/demo
+    python scripts/sweep.py repeat sweeps/cifar10_grid.yaml --seeds 1 2 --out sweeps/cifar10_seeds.yaml
 
 ``run`` validates every run's recipe first, then trains the runs that have no results.json yet (a finished run is
 skipped, an interrupted one resumes or restarts), printing k/N, the run name, its test accuracy and the progress
@@ -11,8 +12,10 @@ skipped, an interrupted one resumes or restarts), printing k/N, the run name, it
 the other in this process; ``--backend ray`` makes each run a Ray task holding G GPUs and C CPUs, side by side on a
 local Ray instance (this machine) or, with ``--address``, on a running Ray cluster (``pip install 'lsr-hf[ray]'``).
 A failed run is reported with its error (and, on Ray, its log file) while the others go on. ``report`` regenerates
-DIR/results.md, DIR/results.csv and the plots from the finished runs under DIR. The sweep-file format is in
-``lsr_hf/sweep/__init__.py``.
+DIR/results.md, DIR/results.csv and the plots from the finished runs under DIR. ``repeat`` writes stage 2 of a
+two-stage study: a sweep file that runs, with the given seeds and into the same folder, the setting the report
+chose on validation for each backbone × method among the sweep's finished runs (``lsr_hf/sweep/repeat.py``). The
+sweep-file format is in ``lsr_hf/sweep/__init__.py``.
 
 Exit status: 0 when every run finished, 1 when some run failed (the others are kept: run the same command again to
 retry it), 2 for an invalid sweep file, recipe or option, before anything is trained.
@@ -21,9 +24,12 @@ retry it), 2 for an invalid sweep file, recipe or option, before anything is tra
 import argparse
 import importlib.util
 import math
+import shlex
 import sys
+from pathlib import Path
 
-from lsr_hf.sweep import RayOptions, SweepError, SweepFailure, load_sweep, run_sweep, write_report
+from lsr_hf.sweep import RayOptions, SweepError, SweepFailure, load_sweep, run_name, run_sweep, write_report
+from lsr_hf.sweep.repeat import repeat_chosen, repeat_sweep_text
 from lsr_hf.sweep.ray_backend import MISSING_RAY
 
 
@@ -69,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     report_parser = commands.add_parser("report", help="Write results.md, results.csv and plots for DIR.")
     report_parser.add_argument("directory", metavar="DIR", help="Folder holding the runs (searched recursively).")
+    repeat_parser = commands.add_parser(
+        "repeat", help="Write a sweep file repeating each backbone × method's chosen setting with more seeds."
+    )
+    repeat_parser.add_argument("sweep", metavar="SWEEP.yaml", help="The stage-1 sweep file (its runs, finished).")
+    repeat_parser.add_argument("--seeds", type=int, nargs="+", required=True, help="The new seeds, e.g. 1 2.")
+    repeat_parser.add_argument("--out", required=True, metavar="FILE", help="Where to write the new sweep file.")
+    repeat_parser.add_argument("--output-dir", default=None, metavar="DIR", help="Overrides the sweep's output_dir.")
     args = parser.parse_args(argv)
 
     try:
@@ -83,6 +96,21 @@ def main(argv: list[str] | None = None) -> int:
             sweep = load_sweep(args.sweep)
             run_sweep(sweep, output_dir=args.output_dir, dry_run=args.dry_run, backend=args.backend,
                       ray_options=ray_options)
+        elif args.command == "repeat":
+            sweep = load_sweep(args.sweep)
+            plan = repeat_chosen(sweep, args.output_dir)
+            command = ["python", "scripts/sweep.py", "repeat", args.sweep, "--seeds", *map(str, args.seeds)]
+            command += ["--out", args.out] + (["--output-dir", args.output_dir] if args.output_dir else [])
+            text = repeat_sweep_text(sweep, plan, args.seeds, args.out, shlex.join(command))
+            Path(args.out).write_text(text, encoding="utf-8")
+            for setting in plan.chosen:
+                print(f"chosen: {run_name(setting.overrides, args.seeds[0]).rsplit(',seed=', 1)[0]}")
+            if plan.unfinished:
+                print(
+                    f"warning: {len(plan.unfinished)} run(s) of {args.sweep} have not finished (e.g. "
+                    f"{plan.unfinished[0]}); their settings were not candidates", file=sys.stderr,
+                )  # fmt: skip
+            print(f"wrote {args.out}: {len(plan.chosen)} setting(s) × {len(args.seeds)} seed(s)")
         else:
             for path in write_report(args.directory):
                 print(f"wrote {path}")

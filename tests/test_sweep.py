@@ -541,3 +541,53 @@ def test_reliability_bins_add_up_to_the_ece():
     full = count > 0
     ece = float(np.sum(count[full] * np.abs(accuracy[full] - confidence[full])) / count.sum())
     assert ece == pytest.approx(expected_calibration_error(logits, labels))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# stage 2: the chosen settings, repeated with more seeds
+
+
+def test_repeat_writes_a_sweep_of_the_settings_chosen_on_validation(tmp_path, capsys):
+    grids = [
+        {"loss.method": ["lsr"], "loss.alpha": [0.1, 0.3]},
+        {"loss.method": ["lsr_os"], "loss.alpha": [0.1, 0.3], "loss.temperature": [2.0]},
+    ]
+    out = tmp_path / "out"
+    sweep_file = write_sweep(tmp_path, {"recipe": str(DEMO_CE), "output_dir": str(out), "set": TINY, "grids": grids})
+    cli = load_cli()
+    target = tmp_path / "stage2" / "seeds.yaml"
+    target.parent.mkdir()
+    assert cli.main(["repeat", str(sweep_file), "--seeds", "1", "2", "--out", str(target)]) == 2  # nothing finished
+    assert "no run of this sweep has finished" in capsys.readouterr().err
+
+    # validation picks lsr α 0.3 (test would pick 0.1); lsr_os α 0.3 never finished, so α 0.1 is chosen
+    scores = {"lsr,loss.alpha=0.1": (0.80, 0.95), "lsr,loss.alpha=0.3": (0.85, 0.90),
+              "lsr_os,loss.alpha=0.1,loss.temperature=2.0": (0.70, 0.70)}  # fmt: skip
+    stage1 = {p.name: p for p in plan_sweep(load_sweep(sweep_file))}
+    for key, (val, test) in scores.items():
+        planned = stage1[f"loss.method={key},seed=0"]
+        planned.output_dir.mkdir(parents=True)
+        results = {"recipe": planned.recipe.to_dict(), "seed": 0,
+                   "metrics": {"eval_accuracy": val, "eval_nll": 0.5, "test_accuracy": test}}  # fmt: skip
+        (planned.output_dir / "results.json").write_text(json.dumps(results))
+
+    assert cli.main(["repeat", str(sweep_file), "--seeds", "1", "2", "--out", str(target)]) == 0
+    printed = capsys.readouterr()
+    assert "1 run(s) of" in printed.err and "loss.method=lsr_os,loss.alpha=0.3,loss.temperature=2.0,seed=0" in printed.err
+    stage2 = load_sweep(target)  # the recipe path is relative to the new file's folder
+    assert stage2.recipe == str(DEMO_CE) and stage2.output_dir == str(out) and stage2.seeds == (1, 2)
+    assert stage2.set == tuple(TINY)
+    runs = plan_sweep(stage2)
+    assert [r.name for r in runs] == [
+        "loss.method=lsr,loss.alpha=0.3,seed=1",
+        "loss.method=lsr_os,loss.alpha=0.1,loss.temperature=2.0,seed=1",
+        "loss.method=lsr,loss.alpha=0.3,seed=2",
+        "loss.method=lsr_os,loss.alpha=0.1,loss.temperature=2.0,seed=2",
+    ]
+    for run in runs:  # the same recipe as the chosen stage-1 run, but for the seed and the folder
+        twin = stage1[run.name.rsplit(",seed=", 1)[0] + ",seed=0"].recipe.to_dict()
+        mine = run.recipe.to_dict()
+        assert mine["training"].pop("seed") == run.seed and twin["training"].pop("seed") == 0
+        assert mine["training"].pop("output_dir") == str(out / run.name)
+        twin["training"].pop("output_dir")
+        assert mine == twin
