@@ -3,6 +3,7 @@
 
     python scripts/bench.py loss [--device cpu|cuda] [--batch 128] [--classes 100 1000]
     python scripts/bench.py train [--batch 128 512] [--images 50000] [--smoke]
+    python scripts/bench.py methods [--models resnet10t ...] [--recipe recipes/cifar10_short.yaml] [--rounds 5]
 
 ``loss``: forward+backward time of every method of ``OSTCLoss`` next to ``F.cross_entropy``, a naive vectorised
 KL (B×K teacher tensor + ``F.kl_div``) and Tf-KD's reference code (a Python loop over the batch builds the teacher),
@@ -16,6 +17,11 @@ CIFAR-stem ResNet-18, SGD, bf16 and channels_last on CUDA; prints (b)/(a) and (c
 Audio (GTZAN-shaped: random 30 s clips at 22,050 Hz cut into 3 s segments): segments/s (and clips/s) of (a) a
 loop on precomputed log-mel features resident on the device vs (b, c) the job on the GTZAN recipe (raw segments
 → ``AudioCNNForAudioClassification``, log-mel computed in the model, on the device).
+``methods`` (claim 3 of the CIFAR-10 study, "no extra training time"): images/s of the training job's own trainer
+(as (b) above, the recipe's batch and augmentation) for each of the five methods, per backbone, on random 32×32
+images; the methods take turns within each round (the order rotates between rounds, so slow drift of a shared
+machine spreads over all of them) and the table gives each method's median over rounds, its ratio to ``ce``
+measured side by side, and the seconds an epoch of ``--epoch-images`` images would take at that speed.
 ``--smoke`` runs tiny sizes on the CPU (CI checks that the script works, not its figures).
 """
 
@@ -299,6 +305,61 @@ def bench_train(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+BENCH_METHODS = {  # loss settings of the methods timed by `methods` (the values do not change the work done)
+    "ce": [],
+    "lsr": ["loss.alpha=0.1"],
+    "tfkd": ["loss.alpha=0.1", "loss.teacher_temperature=20", "loss.multiplier=100"],
+    "lsr_os": ["loss.alpha=0.3", "loss.temperature=8"],
+    "lsr_os_tc": ["loss.alpha=0.3", "loss.temperature=8", "loss.correct_prob=0.5"],
+}
+
+
+def bench_methods(args: argparse.Namespace) -> str:
+    import statistics
+
+    import transformers
+
+    from lsr_hf.data.image import ImageDataset
+    from lsr_hf.data.prepare import image_data
+    from lsr_hf.recipe import load_recipe
+
+    hf = random_image_dataset(args.images, 10)
+    dataset = ImageDataset.from_hf(hf, column="image", label_column="labels")
+    held_out = ImageDataset(dataset.images[:64], dataset.labels[:64])
+    batch = load_recipe(args.recipe).training["per_device_train_batch_size"]
+
+    def make_data(cfg):
+        return image_data({"train": dataset, "validation": held_out, "test": held_out}, cfg)
+
+    methods = list(BENCH_METHODS)
+    lines = [
+        f"device: {args.device}, torch {torch.__version__} ({torch.get_num_threads()} threads), transformers "
+        f"{transformers.__version__}, recipe {args.recipe} (batch {batch}), {args.images} random 32×32 images, "
+        f"{args.steps} timed steps after {args.warmup} per measurement, {args.rounds} rounds (methods in turn, "
+        f"order rotating); median images/s per method; s/epoch = {args.epoch_images:,} images / median speed",
+        "",
+        "| backbone | " + " | ".join(f"{m} img/s" for m in methods) + " | "
+        + " | ".join(f"{m} / ce" for m in methods[1:]) + " | " + " | ".join(f"{m} s/epoch" for m in methods) + " |",
+        "|---|" + "---|" * (3 * len(methods) - 1),
+    ]
+    for model in args.models:
+        speeds: dict[str, list[float]] = {m: [] for m in methods}
+        for round_ in range(args.rounds):
+            shift = round_ % len(methods)
+            for method in methods[shift:] + methods[:shift]:
+                overrides = [f"model.name={model}", f"loss.method={method}", *BENCH_METHODS[method],
+                             "training.dataloader_num_workers=0"]  # fmt: skip
+                speeds[method].append(job_speed(args.recipe, overrides, make_data, batch, args.steps, args.warmup,
+                                                args.device))  # fmt: skip
+        median = {m: statistics.median(v) for m, v in speeds.items()}
+        lines.append(
+            f"| {model} | " + " | ".join(f"{median[m]:,.0f}" for m in methods) + " | "
+            + " | ".join(f"{median[m] / median['ce']:.3f}" for m in methods[1:]) + " | "
+            + " | ".join(f"{args.epoch_images / median[m]:.1f}" for m in methods) + " |"
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -335,8 +396,23 @@ def main(argv: list[str] | None = None) -> None:
     p_train.add_argument("--hop", type=int, default=512)
     p_train.add_argument("--triton", action="store_true", help="the jobs with loss.use_triton_kernel=true (CUDA)")
     p_train.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, not the figures")
+    p_methods = sub.add_parser("methods", help="training images/s of each method side by side (claim 3)")
+    p_methods.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p_methods.add_argument("--models", nargs="+", default=["resnet10t", "mobilenetv3_small_100", "convnext_atto"])
+    p_methods.add_argument("--recipe", default="recipes/cifar10_short.yaml", help="the job's recipe (batch, augmentation)")
+    p_methods.add_argument("--images", type=int, default=4096, help="random images in the training set")
+    p_methods.add_argument("--steps", type=int, default=30, help="timed optimizer steps per measurement")
+    p_methods.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p_methods.add_argument("--rounds", type=int, default=5, help="measurements per method (median taken)")
+    p_methods.add_argument("--epoch-images", type=int, default=45_000, help="images of an epoch (CIFAR-10 train)")
+    p_methods.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, not the figures")
     args = parser.parse_args(argv)
-    if args.command == "loss":
+    if args.command == "methods":
+        if args.smoke:
+            args.device, args.models, args.images, args.steps, args.warmup, args.rounds = "cpu", ["resnet10t"], 64, 2, 1, 2
+            args.recipe = "recipes/demo_ce.yaml"
+        print(bench_methods(args))
+    elif args.command == "loss":
         print(bench_loss(args.device, args.batch, args.classes, args.min_run_time))
     elif args.command == "train":
         if args.smoke:

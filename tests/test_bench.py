@@ -29,3 +29,10 @@ def test_train_benchmark_smoke():
     for row, columns in ((image, 7), (audio, 7)):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == columns and all(float(c.replace(",", "")) > 0 for c in cells[1:])
+
+
+def test_methods_benchmark_smoke():
+    out = bench("methods", "--smoke")
+    row = next(line for line in out.splitlines() if line.startswith("| resnet10t |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 1 + 5 + 4 + 5 and all(float(c.replace(",", "")) > 0 for c in cells[1:])
