@@ -28,6 +28,7 @@ measured side by side, and the seconds an epoch of ``--epoch-images`` images wou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import sys
 import time
@@ -202,7 +203,8 @@ def job_speed(recipe_path: str, overrides: list[str], make_data, batch, steps, w
         ]  # fmt: skip
         recipe = load_recipe(recipe_path, settings)
         torch.manual_seed(0)
-        build_trainer(recipe, make_data(recipe.data), callbacks=[clock]).train()
+        with contextlib.redirect_stdout(sys.stderr):  # Trainer's log lines; stdout keeps the tables
+            build_trainer(recipe, make_data(recipe.data), callbacks=[clock]).train()
     return steps * batch / (clock.end - clock.start)
 
 
