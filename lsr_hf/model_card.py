@@ -382,7 +382,7 @@ def _training(recipe: Recipe, results: dict[str, Any], output_dir: Path) -> str:
     recipe_file = output_dir / "recipe.yaml"
     resolved = recipe_file.read_text(encoding="utf-8") if recipe_file.is_file() else ""
     command = results.get("command")
-    launched = f"The training process's command line (`sys.argv`):\n\n```bash\n{command}\n```\n\n" if command else ""
+    launched = f"The command that trained this model:\n\n```bash\n{command}\n```\n\n" if command else ""
     return f"""{launched}Recipe: `{results.get("source", "")}`. `recipe.yaml` in this folder is that recipe resolved
 (base recipes merged, every `--set` override applied); from a checkout of lsr-hf this trains the model again
 (the output folder is part of the recipe: `--set training.output_dir=...` to write elsewhere):

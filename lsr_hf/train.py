@@ -160,7 +160,11 @@ def build_trainer(
 
 
 def run(
-    recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallback] = (), overwrite: bool = False
+    recipe: Recipe,
+    resume: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+    overwrite: bool = False,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Trains, evaluates and saves the model a recipe describes; returns what is written to ``results.json``.
 
@@ -171,6 +175,8 @@ def run(
         callbacks: extra ``TrainerCallback``s (progress hooks, tests).
         overwrite: delete an earlier run in ``training.output_dir`` and train from scratch (with ``resume``: only
             when there is no complete checkpoint to resume from).
+        command: the command line recorded in ``results.json`` as the one that trains this run (a sweep gives the
+            equivalent ``scripts/train.py`` command); default: this process's own (``sys.argv``).
 
     Raises:
         lsr_hf.errors.OutputDirError: ``training.output_dir`` holds another run (and neither flag says what to do
@@ -223,7 +229,7 @@ def run(
         "metrics": metrics,
         "recipe": recipe.to_dict(),
         "source": recipe.source,
-        "command": shlex.join(sys.argv),
+        "command": command if command is not None else shlex.join(sys.argv),
         "seed": args.seed,
         "resumed_from": checkpoint,
         "dataset": {
@@ -258,7 +264,13 @@ def _environment(world_size: int) -> dict[str, Any]:
         except PackageNotFoundError:
             versions[name] = None
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu"
-    return {"versions": versions, "python": platform.python_version(), "device": device, "world_size": world_size}
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "device": device,
+        "world_size": world_size,
+        "torch_threads": torch.get_num_threads(),  # CPU results depend on it (the order of float reductions)
+    }
 
 
 def _push_to_hub(output_dir: Path, recipe: Recipe) -> None:

@@ -2,19 +2,22 @@
 two-run sweep on the demo digits (resume, re-run of a deleted result), and the report from fake results
 (mean ± std, selection by validation accuracy, plots); plus metrics.functional.reliability_bins."""
 
+import argparse
 import csv
 import importlib.util
 import json
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from transformers import TrainerCallback
 
 from lsr_hf.metrics.functional import expected_calibration_error, reliability_bins
-from lsr_hf.recipe import load_recipe
+from lsr_hf.recipe import add_recipe_arguments, load_recipe, recipe_from_args
 from lsr_hf.sweep import (
     SweepError,
     collect_runs,
@@ -220,6 +223,14 @@ def test_sweep_trains_each_run_into_its_folder_and_prints_progress(real_sweep):
         assert results["seed"] == seed
         assert results["recipe"]["loss"]["correct_prob"] == 0.3 and results["recipe"]["data"]["max_train_samples"] == 40
         assert (out / name / "test_predictions.npz").is_file()
+        # the recorded command is scripts/train.py's own, not the sweep's: parsed as train.py parses it, it
+        # resolves to this run's recipe (not this process's sys.argv, nor a Ray worker's)
+        argv = shlex.split(results["command"])
+        assert argv[:2] == ["python", "scripts/train.py"]
+        parser = argparse.ArgumentParser()
+        add_recipe_arguments(parser)
+        assert recipe_from_args(parser.parse_args(argv[2:])).to_dict() == results["recipe"]
+        assert results["environment"]["torch_threads"] == torch.get_num_threads()  # trained in this process
         accuracy = results["metrics"]["test_accuracy"]
         assert any(line.startswith(f"[{seed + 1}/2] {name}: test accuracy {accuracy:.4f}") for line in lines)
     assert any(line == f"wrote {out / 'results.md'}" for line in lines)

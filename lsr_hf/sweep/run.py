@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shlex
 import sys
 import time
 import traceback
@@ -41,6 +42,7 @@ class PlannedRun:
     outcome: str = ""  # set by run_sweep: "skipped" (was done), "finished", "failed"
     error: str | None = None  # a failed run: "ExceptionType: message"
     log_path: Path | None = None  # where the run's output went (the Ray backend: <output_dir>/train.log)
+    command: str = ""  # the scripts/train.py command that trains this run alone (written to its results.json)
 
 
 def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None) -> list[PlannedRun]:
@@ -86,7 +88,12 @@ def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None
             if name in names and names[name] != identity:
                 raise SweepError(f"{spec.path}: two different runs map to the folder {name!r}; rename a grid value")
             names[name] = identity
-            runs.append(PlannedRun(name=name, overrides=dict(config), seed=seed, output_dir=folder, recipe=recipe))
+            command = shlex.join(["python", "scripts/train.py", "--recipe", spec.recipe, *_set_flags(overrides)])
+            runs.append(
+                PlannedRun(
+                    name=name, overrides=dict(config), seed=seed, output_dir=folder, recipe=recipe, command=command
+                )
+            )
     if errors:
         lines = [f"{spec.path}: {sum(map(len, errors.values()))} run(s) have an invalid recipe:"]
         for message, failed in errors.items():
@@ -95,6 +102,11 @@ def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None
     for planned in runs:
         planned.status = _status(planned)
     return runs
+
+
+def _set_flags(overrides: Sequence[str]) -> list[str]:
+    """``--set key=value`` for each override, in order (the command line that resolves the same recipe)."""
+    return [part for override in overrides for part in ("--set", override)]
 
 
 def _status(planned: PlannedRun) -> str:
@@ -298,7 +310,13 @@ def train_planned(planned: PlannedRun, callbacks: Sequence[Any] = ()) -> dict[st
     in the folder): what both backends call, the Ray backend inside its worker."""
     from lsr_hf.train import run as train_run
 
-    return train_run(planned.recipe, resume=planned.status == "resume", overwrite=True, callbacks=callbacks)
+    return train_run(
+        planned.recipe,
+        resume=planned.status == "resume",
+        overwrite=True,
+        callbacks=callbacks,
+        command=planned.command or None,
+    )
 
 
 def _run_in_process(pending: Sequence[PlannedRun], callbacks: Sequence[Any], progress: SweepProgress) -> None:
