@@ -42,7 +42,7 @@ class PlannedRun:
     outcome: str = ""  # set by run_sweep: "skipped" (was done), "finished", "failed"
     error: str | None = None  # a failed run: "ExceptionType: message"
     log_path: Path | None = None  # where the run's output went (the Ray backend: <output_dir>/train.log)
-    command: str = ""  # the scripts/train.py command that trains this run alone (written to its results.json)
+    command: str | None = None  # the scripts/train.py command that trains this run alone (written to its results.json)
 
 
 def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None) -> list[PlannedRun]:
@@ -315,7 +315,7 @@ def train_planned(planned: PlannedRun, callbacks: Sequence[Any] = ()) -> dict[st
         resume=planned.status == "resume",
         overwrite=True,
         callbacks=callbacks,
-        command=planned.command or None,
+        command=planned.command,
     )
 
 
