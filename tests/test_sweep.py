@@ -185,6 +185,15 @@ def test_plan_drops_runs_with_identical_recipes_and_reads_the_state_of_each_fold
     assert [r.status for r in plan_sweep(spec)] == ["resume", "restart", "new"]
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_committed_sweep_files_plan_and_their_finished_runs_match_their_recipes(path, monkeypatch):
+    # plan_sweep refuses a results.json made from a different recipe than the one planned now: a change to a
+    # recipe the committed study results were trained with fails here, not in the next session's sweep
+    monkeypatch.chdir(REPO)
+    runs = plan_sweep(load_sweep(path.relative_to(REPO)))
+    assert runs and len({r.output_dir for r in runs}) == len(runs)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # a real sweep: two tiny runs on the demo digits
 
@@ -520,6 +529,56 @@ def test_transfer_table_by_hand(tmp_path):
     assert "| lsr_os | net_a → net_b | α=0.1, τ=2 | α=0.3, τ=8 | 0 | 75.00 | 84.00 | 9.00 |" in md
     with (tmp_path / "transfer.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 4
+
+
+def set_training(folder: Path, **training) -> None:
+    path = folder / "results.json"
+    results = json.loads(path.read_text())
+    results["recipe"]["training"].update(training)
+    path.write_text(json.dumps(results))
+
+
+def test_an_optimizer_set_per_backbone_is_the_backbones_recipe_not_part_of_the_setting(tmp_path):
+    from lsr_hf.sweep.transfer import transfer_rows
+
+    # net_b (think ConvNeXt) trains with AdamW, net_a (a ResNet) with SGD; both sweep lsr's α
+    for backbone, values in (("net_a", {0.1: (0.92, 0.90), 0.3: (0.91, 0.95)}),
+                             ("net_b", {0.1: (0.80, 0.78), 0.3: (0.82, 0.85)})):  # fmt: skip
+        for alpha, scores in values.items():
+            add_config(tmp_path, backbone, "lsr", {0: scores}, alpha=alpha)
+    for folder in tmp_path.iterdir():
+        if folder.name.startswith("net_b"):
+            set_training(folder, optim="adamw_torch", learning_rate=0.002)
+        else:
+            set_training(folder, optim="sgd", learning_rate=0.1)
+    configs = summarize_runs(collect_runs(tmp_path))
+    assert {tuple(c.params) for c in configs} == {("loss.alpha",)}
+    recipes = {c.backbone: c.backbone_recipe for c in configs}
+    assert recipes == {
+        "net_a": {"training.learning_rate": 0.1, "training.optim": "sgd"},
+        "net_b": {"training.learning_rate": 0.002, "training.optim": "adamw_torch"},
+    }
+    rows = {(r.source, r.target): r for r in transfer_rows(configs)}
+    assert rows["net_a", "net_b"].setting == "α=0.1" and rows["net_a", "net_b"].loss == pytest.approx(0.07)
+    write_report(tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "## Backbone recipes" in md
+    assert "| net_b | training.learning_rate=0.002, training.optim=adamw_torch |" in md
+    with (tmp_path / "results.csv").open() as handle:
+        assert {r["backbone"]: r["training.optim"] for r in csv.DictReader(handle)} == {
+            "net_a": "sgd", "net_b": "adamw_torch"
+        }  # fmt: skip
+
+    # a key that differs within one backbone is part of the setting, on every backbone
+    metrics = {"eval_accuracy": 0.99, "eval_nll": 0.3, "test_accuracy": 0.80, "test_ece": 0.1, "test_nll": 0.3}
+    fake_run(tmp_path, "net_a,lsr,adamw", 0, {"method": "lsr", "alpha": 0.3}, "net_a", metrics)
+    set_training(tmp_path / "net_a,lsr,adamw", optim="adamw_torch", learning_rate=0.1)
+    configs = summarize_runs(collect_runs(tmp_path))
+    assert all("training.optim" in c.params and "training.optim" not in c.backbone_recipe for c in configs)
+    assert all(c.backbone_recipe == {"training.learning_rate": {"net_a": 0.1, "net_b": 0.002}[c.backbone]}
+               for c in configs)  # fmt: skip
+    (chosen,) = [c for c in configs if c.selected and c.backbone == "net_a"]
+    assert chosen.setting == "α=0.3, training.optim=adamw_torch"
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def write_reliability(root: Path, configs: Sequence[ConfigResult], several_datas
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
         for config, confidence, accuracy, share, ece in curves:
             setting = f" ({config.setting})" if config.params else ""
-            label = f"{config.method}{setting}, ECE {ece * 100:.2f}%"
+            label = textwrap.fill(f"{config.method}{setting}, ECE {ece * 100:.2f}%", width=60, subsequent_indent="  ")
             (line,) = ax.plot(confidence, accuracy, linewidth=1.2, label=label)
             ax.scatter(confidence, accuracy, s=8 + 300 * share, color=line.get_color(), alpha=0.7, zorder=3)
         ax.set_xlim(0, 1.02)

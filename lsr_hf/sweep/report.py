@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError
+from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError, compact_value
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
 from lsr_hf.sweep.transfer import TransferRow, summarize_transfer, transfer_rows
@@ -27,7 +27,9 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
       ``selected`` (the setting chosen for its method × backbone by mean validation accuracy), ``n_settings`` and the
       run folders.
     * ``results.md``: the summary (one row per method × backbone: the validation-selected setting and its test
-      numbers), then every configuration, as mean ± std over seeds, accuracies and ECE in %.
+      numbers), the backbone recipes (recipe keys set per backbone, e.g. its optimizer; see
+      :func:`lsr_hf.sweep.results.summarize_runs`) when there are any, then every configuration, as mean ± std
+      over seeds, accuracies and ECE in %.
     * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
       points: mean validation accuracy (what the selection uses, over the seeds every setting has) over α (rows) ×
       τ (columns), one panel per value of the other parameters (lsr_os_tc:
@@ -82,7 +84,7 @@ def _format_stat(mean: float, std: float, scale: float, decimals: int) -> str:
 def _other_keys(configs: Sequence[ConfigResult]) -> list[str]:
     keys: list[str] = []
     for config in configs:
-        keys += [k for k in config.params if not k.startswith("loss.") and k not in keys]
+        keys += [k for k in [*config.params, *config.backbone_recipe] if not k.startswith("loss.") and k not in keys]
     return keys
 
 
@@ -98,7 +100,7 @@ def _write_csv(path: Path, root: Path, configs: Sequence[ConfigResult]) -> Path:
         for config in configs:
             row: list[Any] = [config.dataset, config.backbone, config.method, config.setting]
             row += [_csv_value(config.params.get(f"loss.{p}", "")) for p in LOSS_PARAMS]
-            row += [_csv_value(config.params.get(k, "")) for k in others]
+            row += [_csv_value({**config.backbone_recipe, **config.params}.get(k, "")) for k in others]
             row += [config.n, " ".join(str(r.seed) for r in config.runs)]
             for metric, *_ in METRICS:
                 row += [_csv_value(v) for v in config.stats[metric]]
@@ -211,6 +213,7 @@ def _write_markdown(
                      str(config.n_settings), str(config.n), *_md_stats(config)]
                 )
             )  # fmt: skip
+    lines += _backbone_recipe_lines(configs, several)
     lines += [
         "",
         "## All configurations",
@@ -239,6 +242,33 @@ def _write_markdown(
         lines += [f"![{plot.stem}]({plot.name})", ""]
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
+
+
+def _backbone_recipe_lines(configs: Sequence[ConfigResult], several: bool) -> list[str]:
+    """A table of the recipe keys set per backbone (``ConfigResult.backbone_recipe``); none when there are none."""
+    rows: dict[tuple[str, str], str] = {}
+    for config in configs:
+        if config.backbone_recipe:
+            rows.setdefault(
+                (config.dataset, config.backbone),
+                ", ".join(f"{k}={compact_value(v)}" for k, v in config.backbone_recipe.items()),
+            )
+    if not rows:
+        return []
+    lead = ["dataset"] if several else []
+    lines = [
+        "",
+        "## Backbone recipes",
+        "",
+        "Recipe keys with one value on each backbone but not the same on all: each backbone's own training recipe, "
+        "used by every method and setting on it, so they are not part of the compared settings.",
+        "",
+        _md_row([*lead, "backbone", "recipe keys"]),
+        _md_row(["---"] * (len(lead) + 2)),
+    ]
+    for (dataset, backbone), keys in rows.items():
+        lines.append(_md_row([*([dataset] if several else []), backbone, keys]))
+    return lines
 
 
 def _md_stats(config: ConfigResult) -> list[str]:

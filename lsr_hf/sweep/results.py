@@ -96,6 +96,7 @@ class ConfigResult:
     method: str
     params: dict[str, Any]  # what tells this configuration apart: the method's loss parameters + varying keys
     runs: list[RunRecord]
+    backbone_recipe: dict[str, Any] = field(default_factory=dict)  # keys set per backbone, not part of the setting
     stats: dict[str, tuple[float, float]] = field(default_factory=dict)  # results.json metric -> (mean, std)
     selected: bool = False
     n_settings: int = 1  # configurations of this method × backbone (× dataset)
@@ -121,6 +122,12 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
     deviation (ddof = 1; NaN for a single run) of each metric over the group; marks the configuration that
     :func:`select_by_validation` chooses for each method × backbone × dataset.
 
+    A recipe key outside ``loss`` whose value differs between configurations is either part of the compared
+    setting (``params``; it varies among the configurations of some backbone, e.g. a swept number of epochs) or
+    part of a backbone's own training recipe (``backbone_recipe``; one value on each backbone but not the same on
+    all, e.g. AdamW for ConvNeXt and SGD for ResNets). The latter does not tell settings apart, so a setting chosen
+    on one backbone is found on another (:mod:`lsr_hf.sweep.transfer`).
+
     Sorted by dataset, backbone, method (``METHOD_ORDER``), then parameters.
     """
     groups: dict[str, list[RunRecord]] = {}
@@ -132,22 +139,29 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
         identity = json.dumps(view, sort_keys=True)
         groups.setdefault(identity, []).append(record)
         flat.setdefault(identity, view)
-    # non-loss keys that differ between configurations (e.g. a swept number of epochs) are part of the setting
     all_keys = sorted(set().union(*flat.values())) if flat else []
+    text = lambda view, key: json.dumps(view.get(key, "<unset>"), sort_keys=True)  # noqa: E731
     varying = [
         key
         for key in all_keys
         if not key.startswith("loss.")
         and key not in ("model.name", "data.name")
-        and len({json.dumps(f.get(key, "<unset>"), sort_keys=True) for f in flat.values()}) > 1
+        and len({text(f, key) for f in flat.values()}) > 1
     ]
+    by_backbone: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for view in flat.values():
+        by_backbone.setdefault((view.get("data.name"), view.get("model.name")), []).append(view)
+    per_backbone = [
+        key for key in varying if all(len({text(v, key) for v in views}) == 1 for views in by_backbone.values())
+    ]
+    setting_keys = [key for key in varying if key not in per_backbone]
     configs = []
     for identity, runs in groups.items():
         first = runs[0]
         loss = first.recipe.get("loss", {})
         method = first.method
         params = {f"loss.{p}": loss.get(p) for p in METHOD_PARAMS.get(method, LOSS_PARAMS)}
-        params.update({key: flat[identity].get(key) for key in varying})
+        params.update({key: flat[identity].get(key) for key in setting_keys})
         stats = {}
         for metric in STAT_METRICS:
             values = [float(r.metrics[metric]) for r in runs if is_number(r.metrics.get(metric))]
@@ -158,7 +172,7 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
         configs.append(
             ConfigResult(
                 dataset=first.dataset, backbone=first.backbone, method=method, params=params, runs=runs_sorted,
-                stats=stats,
+                backbone_recipe={key: flat[identity].get(key) for key in per_backbone}, stats=stats,
             )
         )
     configs.sort(key=_config_order)
