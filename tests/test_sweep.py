@@ -531,6 +531,31 @@ def test_transfer_table_by_hand(tmp_path):
         assert len(list(csv.DictReader(handle))) == 4
 
 
+def test_methods_against_ce_paired_by_seed_by_hand(tmp_path):
+    from lsr_hf.sweep.paired import paired_differences
+
+    add_config(tmp_path, "net_a", "ce", {0: (0.80, 0.80), 1: (0.80, 0.82), 2: (0.80, 0.81)})
+    add_config(tmp_path, "net_a", "lsr", {0: (0.90, 0.83), 1: (0.90, 0.82), 2: (0.90, 0.85)}, alpha=0.1)
+    add_config(tmp_path, "net_a", "lsr", {0: (0.85, 0.99)}, alpha=0.3)  # not chosen (lower validation accuracy)
+    add_config(tmp_path, "net_a", "lsr_os", {1: (0.90, 0.80), 3: (0.90, 0.70)}, alpha=0.1, temperature=2.0)
+    add_config(tmp_path, "net_b", "lsr", {0: (0.90, 0.90)}, alpha=0.1)  # no ce on net_b: no row
+    rows = {(r.backbone, r.method): r for r in paired_differences(summarize_runs(collect_runs(tmp_path)))}
+    assert set(rows) == {("net_a", "lsr"), ("net_a", "lsr_os")}
+    lsr = rows["net_a", "lsr"]
+    assert lsr.setting == "α=0.1" and lsr.seeds == (0, 1, 2)
+    mean, std = lsr.differences["test_accuracy"]
+    # differences 3, 0, 4 points: mean 7/3, sample variance ((2/3)² + (7/3)² + (5/3)²) / 2 = 13/3
+    assert mean * 100 == pytest.approx(7 / 3) and std * 100 == pytest.approx(math.sqrt(13 / 3))
+    assert lsr.differences["test_ece"] == (0.0, 0.0)
+    lsr_os = rows["net_a", "lsr_os"]
+    assert lsr_os.seeds == (1,) and lsr_os.differences["test_accuracy"][0] == pytest.approx(-0.02)
+    assert math.isnan(lsr_os.differences["test_accuracy"][1])  # one shared seed: no spread
+    write_report(tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "| net_a | lsr | α=0.1 | 0 1 2 | +2.33 ± 2.08 | +0.00 ± 0.00 | +0.0000 ± 0.0000 |" in md
+    assert "| net_a | lsr_os | α=0.1, τ=2 | 1 | -2.00 | +0.00 | +0.0000 |" in md
+
+
 def set_training(folder: Path, **training) -> None:
     path = folder / "results.json"
     results = json.loads(path.read_text())

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError, compact_value
+from lsr_hf.sweep.paired import PairedRow, paired_differences
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
 from lsr_hf.sweep.transfer import TransferRow, summarize_transfer, transfer_rows
@@ -28,8 +29,9 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
       run folders.
     * ``results.md``: the summary (one row per method × backbone: the validation-selected setting and its test
       numbers), the backbone recipes (recipe keys set per backbone, e.g. its optimizer; see
-      :func:`lsr_hf.sweep.results.summarize_runs`) when there are any, then every configuration, as mean ± std
-      over seeds, accuracies and ECE in %.
+      :func:`lsr_hf.sweep.results.summarize_runs`) when there are any, each chosen setting against ce on the
+      same backbone paired by seed (:mod:`lsr_hf.sweep.paired`) when a backbone has both, then every configuration,
+      as mean ± std over seeds, accuracies and ECE in %.
     * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
       points: mean validation accuracy (what the selection uses, over the seeds every setting has) over α (rows) ×
       τ (columns), one panel per value of the other parameters (lsr_os_tc:
@@ -78,6 +80,14 @@ def _format_stat(mean: float, std: float, scale: float, decimals: int) -> str:
     if not math.isfinite(mean):
         return "–"
     text = f"{mean * scale:.{decimals}f}"
+    return text + (f" ± {std * scale:.{decimals}f}" if math.isfinite(std) else "")
+
+
+def _format_delta(mean: float, std: float, scale: float, decimals: int) -> str:
+    """Like :func:`_format_stat`, with the sign always shown (+0.50 ± 0.20)."""
+    if not math.isfinite(mean):
+        return "–"
+    text = f"{mean * scale:+.{decimals}f}"
     return text + (f" ± {std * scale:.{decimals}f}" if math.isfinite(std) else "")
 
 
@@ -213,6 +223,7 @@ def _write_markdown(
                      str(config.n_settings), str(config.n), *_md_stats(config)]
                 )
             )  # fmt: skip
+    lines += _paired_lines(paired_differences(configs), several)
     lines += _backbone_recipe_lines(configs, several)
     lines += [
         "",
@@ -242,6 +253,32 @@ def _write_markdown(
         lines += [f"![{plot.stem}]({plot.name})", ""]
     path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
+
+
+def _paired_lines(rows: Sequence[PairedRow], several: bool) -> list[str]:
+    """The "against ce" table (:mod:`lsr_hf.sweep.paired`); none when no backbone has ce and another method."""
+    if not rows:
+        return []
+    lead = ["dataset"] if several else []
+    lines = [
+        "",
+        "## Against ce, paired by seed",
+        "",
+        "Each method's chosen setting minus ce on the same backbone, run by run with the same seed (same initial "
+        "weights, same batches), then mean ± sample std of these differences over the seeds both have: a gap "
+        "several std from 0 is larger than the seed's effect. Accuracy and ECE in points, NLL in nats.",
+        "",
+        _md_row([*lead, "backbone", "method", "chosen setting", "seeds", "Δ test acc", "Δ test ECE", "Δ test NLL"]),
+        _md_row(["---"] * (len(lead) + 7)),
+    ]
+    for row in rows:
+        cells = [
+            _format_delta(*row.differences[metric], scale, decimals)
+            for metric, scale, decimals in (("test_accuracy", 100.0, 2), ("test_ece", 100.0, 2), ("test_nll", 1.0, 4))
+        ]
+        seeds = " ".join(str(s) for s in row.seeds)
+        lines.append(_md_row([*([row.dataset] if several else []), row.backbone, row.method, row.setting, seeds, *cells]))
+    return lines
 
 
 def _backbone_recipe_lines(configs: Sequence[ConfigResult], several: bool) -> list[str]:
