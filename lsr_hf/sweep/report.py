@@ -255,22 +255,23 @@ def _write_markdown(
     return path
 
 
+def _table_section(title: str, intro: str, headers: Sequence[str]) -> list[str]:
+    """The opening lines of a results.md section: its title, a paragraph, a table's header and rule."""
+    return ["", f"## {title}", "", intro, "", _md_row(headers), _md_row(["---"] * len(headers))]
+
+
 def _paired_lines(rows: Sequence[PairedRow], several: bool) -> list[str]:
     """The "against ce" table (:mod:`lsr_hf.sweep.paired`); none when no backbone has ce and another method."""
     if not rows:
         return []
-    lead = ["dataset"] if several else []
-    lines = [
-        "",
-        "## Against ce, paired by seed",
-        "",
+    lines = _table_section(
+        "Against ce, paired by seed",
         "Each method's chosen setting minus ce on the same backbone, run by run with the same seed (same initial "
         "weights, same batches), then mean ± sample std of these differences over the seeds both have: a gap "
         "several std from 0 is larger than the seed's effect. Accuracy and ECE in points, NLL in nats.",
-        "",
-        _md_row([*lead, "backbone", "method", "chosen setting", "seeds", "Δ test acc", "Δ test ECE", "Δ test NLL"]),
-        _md_row(["---"] * (len(lead) + 7)),
-    ]
+        [*(["dataset"] if several else []), "backbone", "method", "chosen setting", "seeds", "Δ test acc",
+         "Δ test ECE", "Δ test NLL"],
+    )  # fmt: skip
     for row in rows:
         cells = [
             _format_delta(*row.differences[metric], scale, decimals)
@@ -292,17 +293,12 @@ def _backbone_recipe_lines(configs: Sequence[ConfigResult], several: bool) -> li
             )
     if not rows:
         return []
-    lead = ["dataset"] if several else []
-    lines = [
-        "",
-        "## Backbone recipes",
-        "",
+    lines = _table_section(
+        "Backbone recipes",
         "Recipe keys with one value on each backbone but not the same on all: each backbone's own training recipe, "
         "used by every method and setting on it, so they are not part of the compared settings.",
-        "",
-        _md_row([*lead, "backbone", "recipe keys"]),
-        _md_row(["---"] * (len(lead) + 2)),
-    ]
+        [*(["dataset"] if several else []), "backbone", "recipe keys"],
+    )
     for (dataset, backbone), keys in rows.items():
         lines.append(_md_row([*([dataset] if several else []), backbone, keys]))
     return lines
