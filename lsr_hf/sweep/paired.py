@@ -19,8 +19,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lsr_hf.sweep.common import is_number
-from lsr_hf.sweep.results import ConfigResult
+from lsr_hf.sweep.common import is_number, sort_key
+from lsr_hf.sweep.results import ConfigResult, shared_seeds
 
 PAIRED_METRICS = ("test_accuracy", "test_ece", "test_nll")
 
@@ -49,10 +49,11 @@ def paired_differences(
         base = chosen.get((dataset, backbone, reference))
         if method == reference or base is None:
             continue
-        mine, theirs = _by_seed(config), _by_seed(base)
-        seeds = tuple(sorted(set(mine) & set(theirs), key=lambda s: (s is None, s if s is not None else 0)))
-        if not seeds:
+        shared = shared_seeds([config, base])
+        if shared is None:
             continue
+        seeds = tuple(sorted(shared, key=sort_key))
+        mine, theirs = _by_seed(config), _by_seed(base)
         differences = {}
         for metric in metrics:
             values = [

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError, compact_value
-from lsr_hf.sweep.paired import PairedRow, paired_differences
+from lsr_hf.sweep.paired import PAIRED_METRICS, PairedRow, paired_differences
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
 from lsr_hf.sweep.transfer import TransferRow, summarize_transfer, transfer_rows
@@ -76,18 +76,11 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     return written + plots
 
 
-def _format_stat(mean: float, std: float, scale: float, decimals: int) -> str:
+def _format_stat(mean: float, std: float, scale: float, decimals: int, signed: bool = False) -> str:
+    """``mean ± std`` scaled, '–' for a missing mean; ``signed`` always shows the sign (a difference: +0.50 ± 0.20)."""
     if not math.isfinite(mean):
         return "–"
-    text = f"{mean * scale:.{decimals}f}"
-    return text + (f" ± {std * scale:.{decimals}f}" if math.isfinite(std) else "")
-
-
-def _format_delta(mean: float, std: float, scale: float, decimals: int) -> str:
-    """Like :func:`_format_stat`, with the sign always shown (+0.50 ± 0.20)."""
-    if not math.isfinite(mean):
-        return "–"
-    text = f"{mean * scale:+.{decimals}f}"
+    text = f"{mean * scale:{'+' if signed else ''}.{decimals}f}"
     return text + (f" ± {std * scale:.{decimals}f}" if math.isfinite(std) else "")
 
 
@@ -108,9 +101,10 @@ def _write_csv(path: Path, root: Path, configs: Sequence[ConfigResult]) -> Path:
         writer = csv.writer(handle)
         writer.writerow(header)
         for config in configs:
+            keys = {**config.backbone_recipe, **config.params}
             row: list[Any] = [config.dataset, config.backbone, config.method, config.setting]
             row += [_csv_value(config.params.get(f"loss.{p}", "")) for p in LOSS_PARAMS]
-            row += [_csv_value({**config.backbone_recipe, **config.params}.get(k, "")) for k in others]
+            row += [_csv_value(keys.get(k, "")) for k in others]
             row += [config.n, " ".join(str(r.seed) for r in config.runs)]
             for metric, *_ in METRICS:
                 row += [_csv_value(v) for v in config.stats[metric]]
@@ -274,8 +268,9 @@ def _paired_lines(rows: Sequence[PairedRow], several: bool) -> list[str]:
     )  # fmt: skip
     for row in rows:
         cells = [
-            _format_delta(*row.differences[metric], scale, decimals)
-            for metric, scale, decimals in (("test_accuracy", 100.0, 2), ("test_ece", 100.0, 2), ("test_nll", 1.0, 4))
+            _format_stat(*row.differences[metric], scale, decimals, signed=True)
+            for metric, _, _, scale, decimals in METRICS
+            if metric in PAIRED_METRICS
         ]
         seeds = " ".join(str(s) for s in row.seeds)
         lines.append(_md_row([*([row.dataset] if several else []), row.backbone, row.method, row.setting, seeds, *cells]))
