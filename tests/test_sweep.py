@@ -475,11 +475,12 @@ def test_runs_of_an_older_version_group_with_newer_ones(tmp_path):
     assert sorted(c.n for c in summarize_runs(collect_runs(tmp_path))) == [1, 1, 1]
 
 
-def add_config(root, backbone, method, seeds_and_values, **loss):
-    """Runs of one configuration: {seed: (validation accuracy, test accuracy)}."""
+def add_config(root, backbone, method, seeds_and_values, extra=None, **loss):
+    """Runs of one configuration: {seed: (validation accuracy, test accuracy)}; ``extra`` metrics for every run."""
     key = ",".join(f"{k}={v}" for k, v in loss.items())
     for seed, (val, test) in seeds_and_values.items():
         metrics = {"eval_accuracy": val, "eval_nll": 0.3, "test_accuracy": test, "test_ece": 0.1, "test_nll": 0.3}
+        metrics.update(extra or {})
         fake_run(root, f"{backbone},{method},{key},seed={seed}", seed, {"method": method, **loss}, backbone, metrics)
 
 
@@ -554,6 +555,41 @@ def test_methods_against_ce_paired_by_seed_by_hand(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "| net_a | lsr | α=0.1 | 0 1 2 | +2.33 ± 2.08 | +0.00 ± 0.00 | +0.0000 ± 0.0000 |" in md
     assert "| net_a | lsr_os | α=0.1, τ=2 | 1 | -2.00 | +0.00 | +0.0000 |" in md
+
+
+def test_one_setting_across_backbones_by_hand(tmp_path):
+    from lsr_hf.sweep.across import across_backbones
+
+    ece = lambda e, nll=0.3: {"eval_ece": e, "eval_nll": nll}  # noqa: E731
+    # net_a's ce has seeds 0 and 1, the lsr grid only seed 0: gains are taken on seed 0 (ce 0.80, not the mean 0.82)
+    add_config(tmp_path, "net_a", "ce", {0: (0.80, 0.70), 1: (0.84, 0.74)}, ece(0.01))
+    add_config(tmp_path, "net_b", "ce", {0: (0.50, 0.40)}, ece(0.03))
+    add_config(tmp_path, "net_a", "lsr", {0: (0.85, 0.71), 1: (0.70, 0.60)}, ece(0.10), alpha=0.1)
+    add_config(tmp_path, "net_a", "lsr", {0: (0.83, 0.72)}, ece(0.20), alpha=0.3)
+    add_config(tmp_path, "net_b", "lsr", {0: (0.49, 0.41)}, ece(0.30), alpha=0.1)
+    add_config(tmp_path, "net_b", "lsr", {0: (0.56, 0.30)}, ece(0.40), alpha=0.3)
+    add_config(tmp_path, "net_c", "lsr", {0: (0.10, 0.10)}, ece(0.50), alpha=0.1)  # no ce on net_c: left out
+    add_config(tmp_path, "net_a", "lsr_os", {0: (0.99, 0.99)}, alpha=0.1, temperature=2.0)  # not on net_b: no row
+    # tfkd: equal gains (same accuracies), the lower validation NLL is chosen
+    add_config(tmp_path, "net_a", "tfkd", {0: (0.82, 0.7)}, ece(0.1, nll=0.5), alpha=0.1, multiplier=1.0)
+    add_config(tmp_path, "net_b", "tfkd", {0: (0.50, 0.4)}, ece(0.1, nll=0.5), alpha=0.1, multiplier=1.0)
+    add_config(tmp_path, "net_a", "tfkd", {0: (0.82, 0.7)}, ece(0.1, nll=0.4), alpha=0.9, multiplier=1.0)
+    add_config(tmp_path, "net_b", "tfkd", {0: (0.50, 0.4)}, ece(0.1, nll=0.4), alpha=0.9, multiplier=1.0)
+    rows = {(r.method, r.setting): r for r in across_backbones(summarize_runs(collect_runs(tmp_path)))}
+    assert set(rows) == {("ce", "—"), ("lsr", "α=0.1"), ("lsr", "α=0.3"), ("tfkd", "α=0.1, T_t=20, mult=1"),
+                         ("tfkd", "α=0.9, T_t=20, mult=1")}  # fmt: skip
+    low, high = rows["lsr", "α=0.1"], rows["lsr", "α=0.3"]
+    assert low.backbones == ("net_a", "net_b") and not low.chosen and high.chosen
+    assert low.mean_gain == pytest.approx((0.05 - 0.01) / 2) and low.worst_gain == pytest.approx(-0.01)
+    assert high.mean_gain == pytest.approx((0.03 + 0.06) / 2) and high.worst_gain == pytest.approx(0.03)
+    assert high.mean_test_gain == pytest.approx((0.02 - 0.10) / 2)
+    assert low.mean_ece == pytest.approx((0.10 + 0.30) / 2)  # seed 0 only on net_a
+    ce = rows["ce", "—"]
+    assert ce.chosen and ce.mean_gain == 0.0 and ce.mean_ece == pytest.approx(0.02)
+    assert rows["tfkd", "α=0.9, T_t=20, mult=1"].chosen and not rows["tfkd", "α=0.1, T_t=20, mult=1"].chosen
+    write_report(tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "| lsr | α=0.3 | 2 | ✓ | +4.50 | +3.00 | 30.00 | 0.3000 | -4.00 |" in md
 
 
 def set_training(folder: Path, **training) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lsr_hf.sweep.across import AcrossRow, across_backbones
 from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError, compact_value
 from lsr_hf.sweep.paired import PAIRED_METRICS, PairedRow, paired_differences
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
@@ -30,7 +31,8 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     * ``results.md``: the summary (one row per method × backbone: the validation-selected setting and its test
       numbers), the backbone recipes (recipe keys set per backbone, e.g. its optimizer; see
       :func:`lsr_hf.sweep.results.summarize_runs`) when there are any, each chosen setting against ce on the
-      same backbone paired by seed (:mod:`lsr_hf.sweep.paired`) when a backbone has both, then every configuration,
+      same backbone paired by seed (:mod:`lsr_hf.sweep.paired`) when a backbone has both, each setting's gain over
+      ce on validation across backbones (:mod:`lsr_hf.sweep.across`) when ≥ 2 backbones have ce, then every configuration,
       as mean ± std over seeds, accuracies and ECE in %.
     * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
       points: mean validation accuracy (what the selection uses, over the seeds every setting has) over α (rows) ×
@@ -219,6 +221,7 @@ def _write_markdown(
             )  # fmt: skip
     lines += _paired_lines(paired_differences(configs), several)
     lines += _backbone_recipe_lines(configs, several)
+    lines += _across_lines(across_backbones(configs), several)
     lines += [
         "",
         "## All configurations",
@@ -274,6 +277,33 @@ def _paired_lines(rows: Sequence[PairedRow], several: bool) -> list[str]:
         ]
         seeds = " ".join(str(s) for s in row.seeds)
         lines.append(_md_row([*([row.dataset] if several else []), row.backbone, row.method, row.setting, seeds, *cells]))
+    return lines
+
+
+def _across_lines(rows: Sequence[AcrossRow], several: bool) -> list[str]:
+    """The "across backbones" table (:mod:`lsr_hf.sweep.across`); none with fewer than two backbones with ce."""
+    if not rows:
+        return []
+    lines = _table_section(
+        "Across backbones: one setting for all",
+        "Every setting run on all backbones that have ce, scored on validation by its gain over ce on each backbone "
+        "(points of accuracy, over the seeds every setting of the method and ce share there): the mean over "
+        "backbones and the worst one. ✓ marks each method's highest mean gain (ties: lower NLL), the setting a "
+        "default for unseen models would take. Mean validation ECE (%) and NLL beside it; the test gain is for "
+        "reference only.",
+        [*(["dataset"] if several else []), "method", "setting", "backbones", "chosen", "mean Δ val acc",
+         "worst Δ val acc", "mean val ECE", "mean val NLL", "mean Δ test acc"],
+    )  # fmt: skip
+    for row in rows:
+        lines.append(
+            _md_row(
+                [*([row.dataset] if several else []), row.method, row.setting, str(len(row.backbones)),
+                 "✓" if row.chosen else "", _format_stat(row.mean_gain, math.nan, 100.0, 2, signed=True),
+                 _format_stat(row.worst_gain, math.nan, 100.0, 2, signed=True),
+                 _format_stat(row.mean_ece, math.nan, 100.0, 2), _format_stat(row.mean_nll, math.nan, 1.0, 4),
+                 _format_stat(row.mean_test_gain, math.nan, 100.0, 2, signed=True)]
+            )
+        )  # fmt: skip
     return lines
 
 
