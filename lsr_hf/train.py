@@ -15,7 +15,8 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
+from transformers.utils import logging as hf_logging
 
 from lsr_hf.data import PreparedData, get_spec, prepare_data
 from lsr_hf.data.image import ImageBatchTransform, ImageCollator
@@ -211,19 +213,20 @@ def run(
     trainer = build_trainer(recipe, data, args, [*callbacks, timer, guard])
     if trainer.is_world_process_zero():
         write_resolved(recipe, output_dir / "recipe.yaml")
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    guard.check(train_result.metrics, trainer.state.global_step, args)  # the steps after the last logging step
-    metrics: dict[str, Any] = dict(train_result.metrics)
-    seconds_per_epoch = timer.seconds_per_epoch()
-    if seconds_per_epoch is not None:
-        metrics["train_seconds_per_epoch"] = round(seconds_per_epoch, 3)
-    metrics.update(trainer.evaluate(data.validation, metric_key_prefix="eval"))
-    test = trainer.predict(data.test, metric_key_prefix="test")
-    trainer.log(test.metrics)  # adds test_ce / test_kl, and puts the test metrics in the logs
-    metrics.update(test.metrics)
-    guard.check(metrics, trainer.state.global_step, args)
-    trainer.save_model()  # model.safetensors + config.json
-    trainer.save_state()
+    with transformers_progress_bars(enabled=not args.disable_tqdm):  # also the checkpoints' shard-writing bar
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        guard.check(train_result.metrics, trainer.state.global_step, args)  # the steps after the last logging step
+        metrics: dict[str, Any] = dict(train_result.metrics)
+        seconds_per_epoch = timer.seconds_per_epoch()
+        if seconds_per_epoch is not None:
+            metrics["train_seconds_per_epoch"] = round(seconds_per_epoch, 3)
+        metrics.update(trainer.evaluate(data.validation, metric_key_prefix="eval"))
+        test = trainer.predict(data.test, metric_key_prefix="test")
+        trainer.log(test.metrics)  # adds test_ce / test_kl, and puts the test metrics in the logs
+        metrics.update(test.metrics)
+        guard.check(metrics, trainer.state.global_step, args)
+        trainer.save_model()  # model.safetensors + config.json
+        trainer.save_state()
 
     results = {
         "metrics": metrics,
@@ -254,6 +257,22 @@ def run(
             _push_to_hub(output_dir, recipe)
     trainer.accelerator.wait_for_everyone()
     return results
+
+
+@contextmanager
+def transformers_progress_bars(enabled: bool) -> Iterator[None]:
+    """Turns transformers' (and huggingface_hub's) progress bars off for the block when ``enabled`` is False, and
+    back to what they were after it. ``training.disable_tqdm`` silences only the Trainer's own bars; this also
+    silences the "Writing model shards" bar of every checkpoint save, which would otherwise fill a sweep's
+    ``train.log``."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled and not enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _environment(world_size: int) -> dict[str, Any]:
