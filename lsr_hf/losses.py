@@ -55,8 +55,13 @@ class OSTCConfig:
     """Hyperparameters of the objective. Validated on construction; invalid values raise ``ValueError``
     naming the field, the value and the allowed range.
 
-    Defaults (α = 0.3, τ = 8, a = 0.5) come from the demo sweep (docs/RESULTS.md): validation accuracy was flat
-    across the (α, τ, a) grid on three backbones, and this setting had the best validation calibration."""
+    Defaults (α = 0.3, τ = 2, a = 0.5) come from the real CIFAR-10 study (docs/RESULTS.md, issue 11), chosen on
+    validation only: of the (α, τ, a) settings of ``lsr_os_tc`` run on all three backbones (resnet10t,
+    mobilenetv3_small_100, convnext_atto), this one has the highest mean validation-accuracy gain over ``ce`` (+1.37
+    points; worst backbone −0.22) with calibration close to ``ce``'s (mean validation ECE 3.0% against 2.6%, NLL
+    0.920 against 0.930). τ = 8, the digits-chosen default before, lost accuracy and calibration on every backbone.
+    Favouring calibration instead (ECE below ``ce``'s on all three, no accuracy gain): α = 0.1, τ = 2, a = 0.5,
+    ``recipes/cifar10_ostc_calibrated.yaml``."""
 
     method: str = field(
         default="lsr_os_tc", metadata={"help": f"Training objective, one of {', '.join(METHODS)}."}
@@ -65,7 +70,7 @@ class OSTCConfig:
         default=0.3, metadata={"help": "α in [0, 1]: weight of the distillation term; (1-α) weights the CE."}
     )
     temperature: float = field(
-        default=8.0, metadata={"help": "τ > 0: the student's softmax temperature in the KL term (lsr_os, lsr_os_tc, kd)."}
+        default=2.0, metadata={"help": "τ > 0: the student's softmax temperature in the KL term (lsr_os, lsr_os_tc, kd)."}
     )
     correct_prob: float = field(
         default=0.5, metadata={"help": "a in [1/K, 1): the TC virtual teacher's probability of the true class (lsr_os_tc)."}

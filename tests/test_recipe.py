@@ -520,3 +520,21 @@ def test_generic_range_error_shows_the_value_as_written(toy_sections: None, writ
     # ToyData converts to float before complaining (-1 -> -1.0); the user sees what the recipe says
     write("recipes/x.yaml", f"data: {{root: /d, scale: {written}}}\n")
     assert error_of("recipes/x.yaml") == f"recipes/x.yaml: data.scale must be > 0, got {shown}"
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def test_shipped_defaults_and_the_calibrated_cifar10_recipe_are_the_values_the_cifar10_study_chose() -> None:
+    # docs/RESULTS.md "Defaults": alpha 0.3, tau 2, a 0.5 for lsr_os_tc (common.yaml and OSTCConfig agree), and the
+    # calibration-first recipe changes alpha alone, to 0.1: nothing else of the CIFAR-10 recipe may move with it
+    default = load_recipe(SHIPPED / "cifar10_ostc.yaml")
+    calibrated = load_recipe(SHIPPED / "cifar10_ostc_calibrated.yaml")
+    assert default.loss == OSTCConfig() == OSTCConfig(method="lsr_os_tc", alpha=0.3, temperature=2.0, correct_prob=0.5)
+    assert calibrated.loss == OSTCConfig(method="lsr_os_tc", alpha=0.1, temperature=2.0, correct_prob=0.5)
+    a, b = default.to_dict(), calibrated.to_dict()
+    for recipe in (a, b):
+        recipe["loss"].pop("alpha")
+        recipe["training"].pop("output_dir")
+    assert a == b
+    assert load_recipe(SHIPPED / "cifar10_lsr.yaml").loss.alpha == 0.3
