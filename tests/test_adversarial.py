@@ -477,8 +477,8 @@ def test_divergent_run_exits_3_saves_nothing_and_pushes_nothing(capsys, in_tmp, 
     prefix, _, rest = message.partition(" (")
     step, loss = prefix.removeprefix("error: training diverged at step ").split(": loss = ")
     assert 2 <= int(step) <= 5  # within a few logging steps (logging_steps=1; step 1 is before any update)
-    # the demo's loss (lsr_os_tc, alpha 0.3, tau 8, a 0.5) for all-zero logits, by hand:
-    reference = 0.7 * np.log(10) + 0.3 * 64 * (0.5 * np.log(0.5 * 10) + 0.5 * np.log(0.5 / 9 * 10))
+    # the demo's loss (lsr_os_tc at the defaults: alpha 0.3, tau 2, a 0.5) for all-zero logits, by hand (w = tau^2):
+    reference = 0.7 * np.log(10) + 0.3 * 2**2 * (0.5 * np.log(0.5 * 10) + 0.5 * np.log(0.5 / 9 * 10))
     assert not np.isfinite(float(loss)) or float(loss) > 100 * reference
     assert rest.startswith("not finite)") or rest.startswith(f"over 100x {reference:.4g}, the loss of a uniform")
     assert rest.endswith(
