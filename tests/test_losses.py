@@ -338,3 +338,24 @@ def test_triton_kernel_flag_is_validated_and_cpu_logits_take_the_torch_objective
     monkeypatch.setattr(fused_loss, "triton_available", lambda: False)
     with pytest.raises(ValueError, match="use_triton_kernel=True needs the triton package"):
         OSTCConfig(use_triton_kernel=True)
+
+
+@pytest.mark.parametrize("tau, confidence", [(2.0, 0.9), (8.0, 1 - 9.0**-7 / (1 + 9.0**-7))])
+def test_teacher_correction_term_is_zero_at_the_logit_gap_that_sets_the_confidence(tau, confidence):
+    # docs/RESULTS.md (FSDD): KL(q ‖ softmax(z/τ)) vanishes when z_c − z_k = τ·ln(a(K−1)/(1−a)) for every k ≠ c,
+    # which for K = 10, a = 0.5 is τ·ln 9 and puts softmax(z)_c at 1 / (1 + 9·9^−τ): 0.90 at τ 2, ≈ 1 at τ 8.
+    num_classes, a = 10, 0.5
+    gap = tau * math.log(a * (num_classes - 1) / (1 - a))
+    labels = torch.tensor([3])
+    loss = OSTCLoss(OSTCConfig(method="lsr_os_tc", alpha=0.3, temperature=tau, correct_prob=a))
+
+    def kl_at(g: float) -> float:
+        z = torch.zeros(1, num_classes, dtype=torch.float64)
+        z[0, 3] = g
+        return float(loss.components(z, labels)["kl"])
+
+    assert kl_at(gap) == pytest.approx(0.0, abs=1e-12)
+    assert kl_at(gap - 0.1) > 1e-6 and kl_at(gap + 0.1) > 1e-6
+    z = torch.zeros(num_classes, dtype=torch.float64)
+    z[3] = gap
+    assert float(torch.softmax(z, 0)[3]) == pytest.approx(confidence, rel=1e-9)
