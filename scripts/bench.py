@@ -308,7 +308,8 @@ def bench_train(args: argparse.Namespace) -> str:
 
 
 # Loss settings of the methods timed by `methods`: the CIFAR-10 defaults (docs/RESULTS.md, "Defaults"). The values do
-# not change the work done; docs/perf/cpu-2026-12-03/methods.md was measured with τ 8 for lsr_os and lsr_os_tc and lsr α 0.1.
+# not change the work done; docs/perf/cpu-2026-12-03/methods.md was measured with τ 8 for lsr_os and lsr_os_tc and
+# lsr α 0.1.
 BENCH_METHODS = {
     "ce": [],
     "lsr": ["loss.alpha=0.3"],

@@ -349,13 +349,12 @@ def test_teacher_correction_term_is_zero_at_the_logit_gap_that_sets_the_confiden
     labels = torch.tensor([3])
     loss = OSTCLoss(OSTCConfig(method="lsr_os_tc", alpha=0.3, temperature=tau, correct_prob=a))
 
+    def logits(g: float) -> torch.Tensor:  # the true class g above every other class
+        return F.one_hot(labels, num_classes).to(torch.float64) * g
+
     def kl_at(g: float) -> float:
-        z = torch.zeros(1, num_classes, dtype=torch.float64)
-        z[0, 3] = g
-        return float(loss.components(z, labels)["kl"])
+        return float(loss.components(logits(g), labels)["kl"])
 
     assert kl_at(gap) == pytest.approx(0.0, abs=1e-12)
     assert kl_at(gap - 0.1) > 1e-6 and kl_at(gap + 0.1) > 1e-6
-    z = torch.zeros(num_classes, dtype=torch.float64)
-    z[3] = gap
-    assert float(torch.softmax(z, 0)[3]) == pytest.approx(confidence, rel=1e-9)
+    assert float(torch.softmax(logits(gap), 1)[0, 3]) == pytest.approx(confidence, rel=1e-9)
