@@ -16,7 +16,10 @@ diverged run at its next evaluation (``eval_loss``) or in the final metrics.
 
 from __future__ import annotations
 
+import logging
 import math
+import signal
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +28,8 @@ from transformers import TrainerCallback, TrainingArguments
 
 from lsr_hf.errors import TrainingDiverged
 from lsr_hf.losses import OSTCConfig, OSTCLoss
+
+logger = logging.getLogger(__name__)
 
 MAX_LOSS_RATIO = 100.0
 
@@ -94,3 +99,50 @@ class DivergenceGuard(TrainerCallback):
             raise TrainingDiverged(
                 divergence_message(key, value, step, self.limit, self.reference, args, str(args.output_dir))
             )
+
+
+class GracefulInterrupt(TrainerCallback):
+    """Ctrl-C (SIGINT) during training stops the run at the end of the current optimizer step with a checkpoint of
+    that step, so that ``--resume`` continues exactly where it stopped; a second Ctrl-C stops at once
+    (``KeyboardInterrupt``).
+
+    Used as a context manager around ``Trainer.train``: the handler is installed on entry and the previous one put
+    back on exit. It is installed only in the main thread of a single-process run (under DDP each rank would see the
+    signal at another step); elsewhere Ctrl-C keeps its default behaviour. ``requested`` says whether it fired,
+    ``step`` the step whose checkpoint was saved."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.requested = False
+        self.step: int | None = None
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> GracefulInterrupt:
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        """Puts the SIGINT handler that was there before back (idempotent)."""
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.requested:  # the second Ctrl-C: stop now
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning("Ctrl-C: stopping after this step with a checkpoint (press Ctrl-C again to stop at once)")
+
+    def on_step_end(self, args, state, control, **kwargs: Any) -> None:
+        if self.requested and self.step is None:
+            self.step = state.global_step
+            control.should_save = True
+            control.should_training_stop = True

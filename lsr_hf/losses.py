@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -213,12 +214,39 @@ class _TwoValuedObjective(torch.autograd.Function):
         return grad, None, None, None, None, None, None, None
 
 
+def logits_of(outputs: Any) -> torch.Tensor:
+    """The logits in a model's output: a tensor itself, ``outputs.logits`` (a ``ModelOutput``), ``outputs["logits"]``
+    (a mapping), or the first item of a tuple (transformers' ``return_dict=False`` order when no labels are passed).
+    Anything else is a ``ValueError`` that says what was returned."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping):
+        logits = outputs.get("logits")
+        if isinstance(logits, torch.Tensor):
+            return logits
+        raise ValueError(
+            f"the model output has no 'logits' (its keys: {', '.join(map(str, outputs.keys())) or 'none'}); the loss "
+            "needs the classification logits (batch, num_classes) as outputs.logits or outputs['logits']"
+        )
+    logits = getattr(outputs, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
+        return outputs[0]
+    raise ValueError(
+        f"the model output is {type(outputs).__name__}, not logits: the loss needs the classification logits "
+        "(batch, num_classes) as a tensor, outputs.logits, outputs['logits'] or the first item of a tuple"
+    )
+
+
 def check_labels(labels: torch.Tensor, num_classes: int) -> None:
     """``ValueError`` unless every label is in [0, ``num_classes``) or ``IGNORE_INDEX``.
 
     One reduction; for labels on an accelerator also one host sync (a clear error instead of a device-side assert).
     ``OSTCTrainer`` runs it on the CPU batch in the collator, where it costs nothing, and spares the loss the sync.
+    Labels that are not integers (floats, booleans) are a ``ValueError`` too.
     """
+    check_label_dtype(labels)
     low, high = torch.stack(torch.aminmax(labels)).tolist() if labels.numel() else (0, 0)
     if low >= 0 and high < num_classes:
         return
@@ -229,7 +257,19 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
         )
 
 
+def check_label_dtype(labels: torch.Tensor) -> None:
+    """``ValueError`` unless ``labels`` is a tensor of integer class ids (no sync: only its dtype is read)."""
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError(f"labels must be a tensor of integer class ids, got {type(labels).__name__}")
+    if labels.numel() and (labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool):
+        raise ValueError(
+            f"labels must be integer class ids (torch.long) in [0, K) or {IGNORE_INDEX}, got dtype {labels.dtype}: "
+            "convert them with labels.long() (soft or one-hot targets are not supported)"
+        )
+
+
 def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig, labels_too: bool = True) -> None:
+    check_label_dtype(labels)
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (batch, num_classes), got {tuple(logits.shape)}")
     if labels.shape != logits.shape[:1]:
@@ -297,7 +337,7 @@ class OSTCLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """``total`` (the loss, reduced as in ``forward``) and the batch means of its parts ``ce`` and ``kl``
         (KL(q ‖ p_τ) before its weight α·w), for logging."""
-        logits = logits.logits if hasattr(logits, "logits") else logits
+        logits = logits_of(logits)
         _check_inputs(logits, labels, self.config, labels_too=self.check_labels)
         z = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
         config, num_classes = self.config, logits.shape[1]

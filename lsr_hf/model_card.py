@@ -302,11 +302,16 @@ gives the job's own test predictions. Training added the augmentation of the rec
 def _audio_preprocessing(output_dir: Path) -> str:
     fe = json.loads((output_dir / "preprocessor_config.json").read_text(encoding="utf-8"))
     rate, t, s = fe["sampling_rate"], fe["segment_length"], fe["num_segments"]
+    vote = json.loads((output_dir / "config.json").read_text(encoding="utf-8")).get("clip_vote", "logits")
+    combine = {
+        "logits": "averages the segments' logits into the clip's",
+        "probabilities": "averages the segments' probabilities into the clip's (its logits are their log)",
+    }[vote]
     return f"""A mono waveform at {rate} Hz. `AudioCNNFeatureExtractor` (`preprocessor_config.json`; lsr-hf registers
 it with `AutoFeatureExtractor`, since transformers' own feature extractors do not cut a clip into segments) resamples
 a clip given at another rate with `torchaudio.functional.resample`, pads it with zeros or crops it to {s} segment(s)
 of {t} samples ({t / rate:g} s each), as the training job did with its test clips; the model computes a log-mel
-spectrogram per segment (inside the model, in float32) and averages the segments' logits into the clip's. Pass
+spectrogram per segment (inside the model, in float32) and {combine} (`clip_vote: {vote}` in `config.json`). Pass
 `num_segments=None` to `AutoFeatureExtractor.from_pretrained` to score the whole of a longer clip instead (one
 segment per {t / rate:g} s, the last zero-padded). `pipeline` expects mono: average the channels of a stereo clip."""
 
@@ -344,7 +349,7 @@ model = AutoModelForAudioClassification.from_pretrained("{model_ref}").eval()
 clip = np.zeros({config["sample_rate"]}, dtype=np.float32)  # 1 s at the model's rate
 inputs = extractor(clip, sampling_rate={config["sample_rate"]}, return_tensors="pt")  # input_values (1, S, T)
 with torch.no_grad():
-    logits = model(**inputs).logits  # the mean of the S segments' logits
+    logits = model(**inputs).logits  # the vote of the S segments (config.clip_vote)
 print(model.config.id2label[int(logits.argmax(-1))])
 ```
 

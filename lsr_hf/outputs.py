@@ -9,7 +9,9 @@ the two ways on, as HF's example scripts do:
   checkpoint (the job was killed while writing it) is deleted. On a finished run (``results.json`` of the same
   recipe) there is nothing to do: the stored results are returned and nothing is retrained.
 * ``--overwrite``: delete what an earlier run wrote there (its ``checkpoint-*`` folders and result files; anything
-  else in the folder is left alone) and train from scratch.
+  else in the folder is left alone) and train from scratch. A folder that holds files named like a run's (a user's
+  own ``README.md`` or ``config.json``) but is not marked as lsr-hf's (``is_run_folder``: the ``recipe.yaml`` every
+  run writes before training, or a finished run's ``results.json``) is refused, not cleared.
 
 Both together mean "resume if there is a complete checkpoint, otherwise start again" (what a preemptible job or a
 sweep wants). ``results.json`` is written last and atomically (``write_json``), so it exists only for a run that
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.errors import OutputDirError
-from lsr_hf.recipe import flatten_recipe
+from lsr_hf.recipe import RESOLVED_HEADER, flatten_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,10 @@ CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 WAYS_ON = (
     "pass --resume to continue it from its last complete checkpoint, or --overwrite to delete it and train again "
     "(or choose another training.output_dir)"
+)
+NOT_A_RUN = (
+    "it is not an lsr-hf run (no recipe.yaml or results.json of one), so --overwrite will not delete anything in "
+    "it: choose another training.output_dir, or empty the folder yourself"
 )
 
 
@@ -93,6 +99,20 @@ def finished_results(output_dir: str | os.PathLike[str]) -> dict[str, Any] | Non
     except (OSError, ValueError):
         return None
     return results if isinstance(results, dict) and isinstance(results.get("metrics"), dict) else None
+
+
+def is_run_folder(output_dir: str | os.PathLike[str]) -> bool:
+    """Whether lsr-hf trained into ``output_dir``: it holds the ``recipe.yaml`` a run writes before training
+    (first line ``RESOLVED_HEADER``) or a finished run's ``results.json`` (with its metrics and recipe)."""
+    folder = Path(output_dir)
+    try:
+        with open(folder / "recipe.yaml", encoding="utf-8") as f:
+            if f.readline().startswith(RESOLVED_HEADER):
+                return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    finished = finished_results(folder)
+    return finished is not None and isinstance(finished.get("recipe"), Mapping)
 
 
 def plan_output_dir(
@@ -144,17 +164,31 @@ def plan_output_dir(
                 + "; pass --overwrite to delete it and train again"
             )
     elif not overwrite:
-        raise OutputDirError(f"{shown} already holds {_describe(folder, finished)}: {WAYS_ON}")
+        ways = NOT_A_RUN if _foreign_run_files(folder) else WAYS_ON
+        raise OutputDirError(f"{shown} already holds {_describe(folder, finished)}: {ways}")
 
+    if _foreign_run_files(folder):
+        raise OutputDirError(f"--overwrite: {shown} holds {_describe(folder, finished)}, but {NOT_A_RUN}")
     if is_main_process:
         clear_run(folder)
     return OutputPlan()
 
 
+def run_files(folder: Path) -> list[Path]:
+    """What ``clear_run`` deletes in ``folder``: its ``checkpoint-*`` folders and the ``RUN_FILES`` it has."""
+    return [*checkpoints(folder), *(p for p in (folder / name for name in RUN_FILES) if p.exists())]
+
+
+def _foreign_run_files(folder: Path) -> bool:
+    """Whether ``folder`` holds files named like a run's (a ``README.md``, a ``config.json``, ...) although it is not
+    marked as a run's (``is_run_folder``): ``--overwrite`` would delete, and training overwrite, someone's files."""
+    return bool(run_files(folder)) and not is_run_folder(folder)
+
+
 def clear_run(folder: Path) -> None:
     """Deletes what a run wrote in ``folder`` (``checkpoint-*`` folders, ``RUN_FILES``); other files stay."""
     removed = []
-    for path in [*checkpoints(folder), *(folder / name for name in RUN_FILES)]:
+    for path in run_files(folder):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -213,3 +247,31 @@ def _describe(folder: Path, finished: dict[str, Any] | None) -> str:
 def _step(checkpoint: Path) -> int:
     match = CHECKPOINT.match(checkpoint.name)
     return int(match.group(1)) if match else -1
+
+
+def interrupted_message(
+    output_dir: str | os.PathLike[str], command: str, step: int | None = None, max_steps: int | None = None
+) -> str:
+    """One line for a run stopped by Ctrl-C: where it stopped, what is on disk, and the command that continues it
+    (``command`` with ``--resume``; with ``--overwrite`` too when there is no checkpoint to resume from)."""
+    folder = Path(output_dir)
+    if step is not None:
+        of = f" of {max_steps}" if max_steps else ""
+        return (
+            f"interrupted (Ctrl-C) at step {step}{of}: saved {folder / f'checkpoint-{step}'}; continue with: "
+            f"{_with_flags(command, '--resume')}"
+        )
+    last = last_complete_checkpoint(folder)
+    if last is not None:
+        return f"interrupted (Ctrl-C): the last complete checkpoint is {last}; continue with: {_with_flags(command, '--resume')}"
+    if folder.is_dir() and any(folder.iterdir()):
+        return (
+            f"interrupted (Ctrl-C) before the first checkpoint: nothing to resume in {str(folder)!r}; start again "
+            f"with: {_with_flags(command, '--overwrite')}"
+        )
+    return f"interrupted (Ctrl-C) before anything was written: start again with: {command}"
+
+
+def _with_flags(command: str, *flags: str) -> str:
+    words = command.split()
+    return " ".join([command, *(f for f in flags if f not in words)])

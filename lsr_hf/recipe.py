@@ -33,6 +33,7 @@ import copy
 import dataclasses
 import difflib
 import enum
+import math
 import os
 import re
 import types
@@ -44,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lsr_hf.losses import SMOOTHING_METHODS, OSTCConfig
+from lsr_hf.errors import JobError
+from lsr_hf.losses import METHODS, SMOOTHING_METHODS, OSTCConfig
 from lsr_hf.schedule import ScheduleConfig
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "add_recipe_arguments",
+    "check_recipe",
     "flatten_recipe",
     "load_recipe",
     "recipe_from_args",
@@ -74,12 +77,59 @@ TOKEN_ADVICE = (
 # TrainingArguments fields that the hub section owns, so that there is one place to say where a model goes
 HUB_OWNED_TRAINING_KEYS = {"push_to_hub": "hub.push", "hub_model_id": "hub.repo_id", "hub_private_repo": "hub.private"}
 SET_ORIGIN = "--set"
+RESOLVED_HEADER = "# Resolved recipe"  # the first line of a recipe.yaml that write_resolved wrote (lsr_hf.outputs)
 # PyYAML follows YAML 1.1, which reads 1e-3 (no dot) as a string; such a string is accepted for a float field
 _UNDOTTED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-class RecipeError(ValueError):
-    """A recipe is invalid. The message starts with the recipe path and names the offending key."""
+# training keys checked beyond their types (TrainingArguments accepts these values, and the job then fails late):
+# integers and their allowed ranges [low, high]
+TRAINING_INT_RANGES = {
+    "per_device_train_batch_size": (1, 2**31 - 1),
+    "per_device_eval_batch_size": (1, 2**31 - 1),
+    "gradient_accumulation_steps": (1, 2**31 - 1),
+    "eval_accumulation_steps": (1, 2**31 - 1),
+    "dataloader_num_workers": (0, 4096),
+    "seed": (0, 2**32 - 1),
+    "data_seed": (0, 2**32 - 1),
+}
+# step counts (an integer, or a float < 1: a fraction of the training steps) that must be > 0 when given
+TRAINING_POSITIVE_STEPS = ("save_steps", "eval_steps", "logging_steps")
+
+
+class RecipeError(JobError, ValueError):
+    """A recipe is invalid. The message starts with the recipe path and names the offending key (exit status 2)."""
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, again: int) -> None:
+        super().__init__(f"duplicate key {key!r} (lines {first} and {again})")
+        self.key, self.first, self.again = key, first, again
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that rejects duplicate keys (``_DuplicateKey``, a ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -128,12 +178,19 @@ class Recipe:
 
     def training_arguments(self, **overrides: Any) -> TrainingArguments:
         """``transformers.TrainingArguments`` from the ``training`` section and the hub section
-        (``push_to_hub``, ``hub_model_id``, ``hub_private_repo``); keyword ``overrides`` win over both."""
+        (``push_to_hub``, ``hub_model_id``, ``hub_private_repo``); keyword ``overrides`` win over both.
+        On the CPU (``use_cpu``, or no accelerator) ``dataloader_pin_memory`` and ``accelerator_config.non_blocking``
+        are turned off: there is nothing to pin or copy to, and torch / transformers would warn on every DataLoader."""
+        import torch
         from transformers import TrainingArguments
 
         kwargs = copy.deepcopy(self.training)
         kwargs.update(push_to_hub=self.hub.push, hub_model_id=self.hub.repo_id, hub_private_repo=self.hub.private)
         kwargs.update(overrides)
+        if kwargs.get("use_cpu") or not torch.accelerator.is_available():
+            kwargs["dataloader_pin_memory"] = False
+            if isinstance(kwargs.get("accelerator_config"), dict):
+                kwargs["accelerator_config"] = {**kwargs["accelerator_config"], "non_blocking": False}
         return TrainingArguments(**kwargs)
 
 
@@ -151,8 +208,15 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """
     shown = str(path)
     raw, origins = _read_with_bases(Path(path), shown)
+    file_is_empty = not raw
     for item in overrides:
         _apply_override(raw, origins, item, shown)
+    # an empty file that --set fills with at most the output folder would train at every default
+    if not raw or (file_is_empty and set(flatten_recipe(raw)) <= {"training.output_dir"}):
+        raise RecipeError(
+            f"{shown}: the recipe is empty; a recipe has the sections {', '.join(SECTIONS)} and an optional "
+            f"{EXTENDS_KEY} (e.g. {EXTENDS_KEY}: demo_ostc.yaml; see the recipes/ folder)"
+        )
     where = _Where(shown, origins)
 
     types_ = _section_types()
@@ -174,11 +238,94 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     recipe = Recipe(
         data=data, model=model, loss=loss, training=training, schedule=schedule, hub=hub, source=shown
     )
+    for key, message in recipe_problems(recipe):
+        raise where.error(message, key)
     try:  # TrainingArguments' own checks (strategies, scheduler names, precision flags, ...); no network
         recipe.training_arguments()
     except (ValueError, TypeError, OSError, ImportError) as err:
         raise RecipeError(f"{shown}: training: {err}") from err
     return recipe
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Raises :class:`RecipeError` for the first of ``recipe_problems`` (``load_recipe`` runs the same checks;
+    ``lsr_hf.train.run`` runs them again for a recipe built in code)."""
+    for _, message in recipe_problems(recipe):
+        raise RecipeError(f"{recipe.source or 'recipe'}: {message}")
+
+
+def recipe_problems(recipe: Recipe) -> list[tuple[str, str]]:
+    """(dotted key, message) for every value the sections' own checks cannot judge alone and that would otherwise
+    fail only once the data is loaded or training runs: a model timm does not know, ``kd`` without a teacher,
+    ``correct_prob`` below 1/K for a built-in dataset's K, training lengths, batch sizes and step counts out of
+    range, non-finite numbers. Nothing is loaded or written."""
+    problems: list[tuple[str, str]] = []
+    model_problem = _model_name_problem(recipe.model.name, recipe.model.pretrained)
+    if model_problem is not None:
+        problems.append(("model.name", model_problem))
+    if recipe.loss.method == "kd":
+        others = ", ".join(m for m in METHODS if m != "kd")
+        problems.append((
+            "loss.method",
+            "loss.method 'kd' needs a teacher model, which a recipe cannot give (kd is for code: "
+            f"OSTCTrainer(..., teacher_model=...)); choose one of {others}",
+        ))  # fmt: skip
+    if getattr(recipe.data, "builtin", False):
+        from lsr_hf.data.specs import get_spec
+
+        num_classes = get_spec(recipe.data.name).num_classes
+        try:
+            recipe.loss.check_num_classes(num_classes)
+        except ValueError as err:
+            problems.append(("loss.correct_prob", f"loss.{err} ({recipe.data.name})"))
+    problems.extend(_training_problems(recipe.training))
+    return problems
+
+
+def _model_name_problem(name: str, pretrained: bool) -> str | None:
+    import timm
+
+    import lsr_hf.models.cifar  # noqa: F401  (registers the cifar_* models with timm)
+
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        return (
+            f"model.name {name!r} is not a timm model{hint}; any name of timm.list_models() works, and lsr-hf's "
+            "cifar_* models (cifar_resnet18, cifar_mobilenetv2, ...)"
+        )
+    if pretrained and not timm.is_model_pretrained(name):
+        return f"model.pretrained is true but timm has no pretrained weights for {name!r}; set it to false"
+    return None
+
+
+def _training_problems(training: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    for name, value in training.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append((f"training.{name}", f"training.{name} must be a finite number, got {value!r}"))
+    for name, (low, high) in TRAINING_INT_RANGES.items():
+        value = training.get(name)
+        if isinstance(value, int) and not low <= value <= high:
+            problems.append((f"training.{name}", f"training.{name} must be an integer in [{low}, {high}], got {value}"))
+    for name in TRAINING_POSITIVE_STEPS:
+        value = training.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            problems.append((
+                f"training.{name}",
+                f"training.{name} must be > 0 (a number of steps, or a fraction < 1 of the training steps), got {value}",
+            ))  # fmt: skip
+    learning_rate = training.get("learning_rate")
+    if isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool) and learning_rate <= 0:
+        problems.append(("training.learning_rate", f"training.learning_rate must be > 0, got {learning_rate}"))
+    max_steps, epochs = training.get("max_steps", -1), training.get("num_train_epochs", 3.0)
+    if isinstance(max_steps, int) and max_steps <= 0 and isinstance(epochs, (int, float)) and not epochs > 0:
+        problems.append((
+            "training.num_train_epochs",
+            f"training.num_train_epochs must be > 0 when training.max_steps is not set (it is {max_steps}), got "
+            f"{epochs}: the run would train 0 steps; set one of them",
+        ))  # fmt: skip
+    return problems
 
 
 def flatten_recipe(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -198,7 +345,7 @@ def write_resolved(recipe: Recipe, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     source = recipe.source.replace("\n", " ")
-    header = f"# Resolved recipe (base recipes merged, --set overrides applied) from: {source}\n"
+    header = f"{RESOLVED_HEADER} (base recipes merged, --set overrides applied) from: {source}\n"
     path.write_text(header + yaml.safe_dump(recipe.to_dict(), sort_keys=False), encoding="utf-8")
     return path
 
@@ -293,7 +440,12 @@ def _read_file(path: Path, shown: str, referrer: str | None) -> dict[str, Any]:
     except OSError as err:
         raise RecipeError(f"{shown}: cannot read the recipe: {err}") from err
     try:
-        content = yaml.safe_load(text)
+        content = _load_yaml(text)
+    except _DuplicateKey as err:
+        raise RecipeError(
+            f"{shown}: key {err.key!r} is given twice (lines {err.first} and {err.again}); YAML would keep only the "
+            "last one: remove one of them"
+        ) from err
     except yaml.YAMLError as err:
         raise RecipeError(f"{shown}: not valid YAML: {err}") from err
     if content is None:
@@ -372,7 +524,9 @@ def _apply_override(raw: dict[str, Any], origins: dict[str, str], item: str, sho
         if part.lower() in TOKEN_KEYS:
             raise RecipeError(f"{shown}: {'.'.join(parts[: index + 1])}: {TOKEN_ADVICE}")
     try:
-        value = yaml.safe_load(text)
+        value = _load_yaml(text)
+    except _DuplicateKey as err:
+        raise RecipeError(f"{shown}: --set {key}: key {err.key!r} is given twice in the value") from err
     except yaml.YAMLError as err:
         raise RecipeError(f"{shown}: --set {key}: the value is not valid YAML: {err}") from err
     _reject_tokens(value, shown, key + ".")

@@ -26,15 +26,24 @@ import torch
 from transformers import PreTrainedModel, TrainerCallback, TrainingArguments, set_seed
 from transformers.utils import logging as hf_logging
 
-from lsr_hf.data import PreparedData, get_spec, prepare_data
+from lsr_hf.data import PreparedData, prepare_data
 from lsr_hf.data.image import ImageBatchTransform, ImageCollator
-from lsr_hf.guards import DivergenceGuard, uniform_prediction_loss
+from lsr_hf.errors import DataError, OutputWriteError, TrainingInterrupted
+from lsr_hf.guards import DivergenceGuard, GracefulInterrupt, uniform_prediction_loss
 from lsr_hf.metrics import build_compute_metrics
 from lsr_hf.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
-from lsr_hf.outputs import PREDICTIONS_FILE, RESULTS_FILE, plan_output_dir, write_json
+from lsr_hf.models.audio import predict_segment_logits
+from lsr_hf.outputs import (
+    PREDICTIONS_FILE,
+    RESULTS_FILE,
+    interrupted_message,
+    last_complete_checkpoint,
+    plan_output_dir,
+    write_json,
+)
 from lsr_hf.processing import attach_preprocessing
-from lsr_hf.recipe import Recipe, write_resolved
+from lsr_hf.recipe import Recipe, check_recipe, write_resolved
 from lsr_hf.schedule import ScheduleConfig, multistep_with_warmup
 from lsr_hf.timing import EpochTimer
 from lsr_hf.trainer import OSTCTrainer
@@ -100,6 +109,10 @@ class _JobTrainer(OSTCTrainer):
         if transform is not None:
             inputs["pixel_values"] = transform.transform(inputs["pixel_values"])
         return inputs
+
+    def _save_checkpoint(self, model, trial) -> None:
+        with writing_outputs(self.args.output_dir, f"checkpoint-{self.state.global_step}"):
+            super()._save_checkpoint(model, trial)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if not self._schedule.milestones:
@@ -185,12 +198,16 @@ def run(
             with it), is not writable, or has nothing to resume; raised before any data is loaded.
         lsr_hf.errors.DataError: data that cannot be trained on (``lsr_hf.data.prepare_data``).
         lsr_hf.errors.TrainingDiverged: the loss became non-finite or exploded (``lsr_hf.guards``); nothing is saved.
+        lsr_hf.errors.OutputWriteError: a checkpoint or the model could not be written (a full disk); the complete
+            checkpoints saved before are kept.
+        lsr_hf.errors.TrainingInterrupted: Ctrl-C (a ``KeyboardInterrupt``): during training, the run stops at the
+            end of the step with a checkpoint of it; the message names it and the ``--resume`` command.
     """
     started = time.perf_counter()
-    # everything that can be checked without data, before any data is loaded (a dataset without a built-in spec
-    # has its classes checked once loaded, still before any output is written)
-    if recipe.data.builtin:
-        recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
+    # everything that can be checked without data, before any data is loaded (load_recipe did it already; a
+    # dataset without a built-in spec has its classes checked once loaded, still before any output is written)
+    check_recipe(recipe)
+    command = command if command is not None else shlex.join(sys.argv)
     args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     output_dir = Path(args.output_dir)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=args.get_process_log_level())
@@ -204,17 +221,45 @@ def run(
         return plan.finished
     checkpoint = plan.checkpoint
     set_seed(args.seed)
+    try:
+        return _train(recipe, args, checkpoint, callbacks, command, started)
+    except KeyboardInterrupt as err:  # Ctrl-C outside training, or a second one: say what there is to resume
+        if isinstance(err, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(interrupted_message(output_dir, command)) from None
 
+
+def _train(
+    recipe: Recipe,
+    args: TrainingArguments,
+    checkpoint: str | None,
+    callbacks: Sequence[TrainerCallback],
+    command: str,
+    started: float,
+) -> dict[str, Any]:
+    """``run`` once the output folder is settled: data, trainer, training, evaluation, outputs."""
+    output_dir = Path(args.output_dir)
     with args.main_process_first(desc="loading the dataset"):
         data = prepare_data(recipe.data)  # DataError / DataSourceError (Hub out of reach, unusable path) first
-    recipe.loss.check_num_classes(data.num_classes)
+    try:
+        recipe.loss.check_num_classes(data.num_classes)
+    except ValueError as err:  # the classes of a dataset without a built-in spec are known only now
+        key = "loss." if str(err).startswith("correct_prob") else ""
+        raise DataError(f"{recipe.source}: {key}{err} ({recipe.data.path or recipe.data.name})") from err
     timer = EpochTimer()
     guard = DivergenceGuard(uniform_prediction_loss(recipe.loss, data.num_classes))
-    trainer = build_trainer(recipe, data, args, [*callbacks, timer, guard])
+    interrupt = GracefulInterrupt(enabled=args.world_size == 1)
+    trainer = build_trainer(recipe, data, args, [*callbacks, timer, guard, interrupt])
     if trainer.is_world_process_zero():
-        write_resolved(recipe, output_dir / "recipe.yaml")
+        with writing_outputs(output_dir, "recipe.yaml"):
+            write_resolved(recipe, output_dir / "recipe.yaml")
     with transformers_progress_bars(enabled=not args.disable_tqdm):  # also the checkpoints' shard-writing bar
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        with interrupt:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        if interrupt.requested:
+            raise TrainingInterrupted(
+                interrupted_message(output_dir, command, interrupt.step, trainer.state.max_steps)
+            )
         guard.check(train_result.metrics, trainer.state.global_step, args)  # the steps after the last logging step
         metrics: dict[str, Any] = dict(train_result.metrics)
         seconds_per_epoch = timer.seconds_per_epoch()
@@ -225,14 +270,15 @@ def run(
         trainer.log(test.metrics)  # adds test_ce / test_kl, and puts the test metrics in the logs
         metrics.update(test.metrics)
         guard.check(metrics, trainer.state.global_step, args)
-        trainer.save_model()  # model.safetensors + config.json
-        trainer.save_state()
+        with writing_outputs(output_dir, "the model"):
+            trainer.save_model()  # model.safetensors + config.json
+            trainer.save_state()
 
     results = {
         "metrics": metrics,
         "recipe": recipe.to_dict(),
         "source": recipe.source,
-        "command": command if command is not None else shlex.join(sys.argv),
+        "command": command,
         "seed": args.seed,
         "resumed_from": checkpoint,
         "dataset": {
@@ -250,13 +296,40 @@ def run(
     }
     if trainer.is_world_process_zero():
         logits = test.predictions[0] if isinstance(test.predictions, tuple) else test.predictions
-        np.savez(output_dir / PREDICTIONS_FILE, logits=logits.astype(np.float32), labels=test.label_ids)
-        write_model_card(output_dir, recipe, results)
-        write_json(output_dir / RESULTS_FILE, results)  # last: it marks a finished run (lsr_hf.outputs)
+        extra = {}
+        if data.modality == "audio":  # each segment's logits too, so that clip votes can be compared afterwards
+            extra["segment_logits"] = predict_segment_logits(
+                trainer.model, data.test, data.eval_collator, args.per_device_eval_batch_size
+            )
+        with writing_outputs(output_dir, "the results"):
+            np.savez(output_dir / PREDICTIONS_FILE, logits=logits.astype(np.float32), labels=test.label_ids, **extra)
+            write_model_card(output_dir, recipe, results)
+            write_json(output_dir / RESULTS_FILE, results)  # last: it marks a finished run (lsr_hf.outputs)
         if recipe.hub.push:
             _push_to_hub(output_dir, recipe)
     trainer.accelerator.wait_for_everyone()
     return results
+
+
+@contextmanager
+def writing_outputs(output_dir: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Turns a failed write in the block (``OSError``: a full disk, a vanished folder; safetensors'
+    ``SafetensorError``) into ``OutputWriteError``: what could not be written, why, the last complete checkpoint
+    (kept) and what to do."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as err:
+        if isinstance(err, OutputWriteError):
+            raise
+        last = last_complete_checkpoint(output_dir)
+        kept = f"the last complete checkpoint, {last.name}, is kept" if last else "no complete checkpoint was saved yet"
+        raise OutputWriteError(
+            f"could not write {what} in training.output_dir={str(output_dir)!r}: {type(err).__name__}: "
+            f"{str(err).strip() or 'no reason given'}; {kept}. Free some disk space (or fix the folder), then run the "
+            f"same command with --resume{'' if last else ' --overwrite'}"
+        ) from err
 
 
 @contextmanager

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import nested_gather
 
-from lsr_hf.losses import OSTCConfig, OSTCLoss, check_labels
+from lsr_hf.losses import OSTCConfig, OSTCLoss, check_labels, logits_of
+
+RUNNING_LOSS_KEY = "lsr_hf.running_loss"  # in trainer_state.json's stateful_callbacks: the training-loss sum so far
 
 
 class OSTCTrainer(Trainer):
@@ -27,7 +33,14 @@ class OSTCTrainer(Trainer):
       logged beside ``loss`` (``eval_ce``/``eval_kl`` in evaluation);
     * ``method="kd"`` takes teacher logits from ``teacher_model`` (frozen, eval mode, run under ``no_grad``);
     * labels are checked against the model's ``num_labels`` in the collator (``LabelCheckingCollator``: on the CPU,
-      in the DataLoader workers), not in the loss, where on a GPU the check would cost a host sync every step.
+      in the DataLoader workers), not in the loss, where on a GPU the check would cost a host sync every step;
+    * ``--resume`` reproduces the uninterrupted run: evaluation leaves the global random generators (Python, NumPy,
+      torch CPU and CUDA) as it found them (``preserved_rng``), so that a checkpoint saved before an evaluation —
+      at the end of an epoch with ``save_strategy="steps"`` — holds the random state the next training step
+      really starts from (Trainer restores it on resume; the evaluation's DataLoader draws a seed from torch's
+      generator, which shifted every random augmentation and dropout mask after it); and the running sum of the
+      training loss is kept in ``trainer_state.json``, so ``train_loss`` is the mean over all steps after a resume
+      (Trainer starts the sum again at 0 and divides by all steps).
 
     ``args.label_smoothing_factor`` must be 0: Trainer applies it only inside the loss this class replaces, and with a
     smoothing method it would smooth twice. Use ``method="lsr"`` with ``alpha=ε`` for plain label smoothing.
@@ -38,13 +51,13 @@ class OSTCTrainer(Trainer):
         model: nn.Module | None = None,
         args: Any = None,
         *,
-        ostc: OSTCConfig | None = None,
+        ostc: OSTCConfig | Mapping[str, Any] | None = None,
         teacher_model: nn.Module | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("OSTCTrainer computes its own loss; pass ostc=OSTCConfig(...) instead of compute_loss_func")
-        ostc = ostc if ostc is not None else OSTCConfig()
+        ostc = as_ostc_config(ostc)
         smoothing = getattr(args, "label_smoothing_factor", 0.0)
         if smoothing:
             raise ValueError(
@@ -59,6 +72,8 @@ class OSTCTrainer(Trainer):
             )
         super().__init__(model=model, args=args, compute_loss_func=OSTCLoss(ostc), **kwargs)
         self.ostc = ostc
+        if self.args.label_names is None:  # the loss reads inputs["labels"]; the model's forward need not take them
+            self.label_names = ["labels"]
         self._num_parameters: int | None = None  # for floating_point_ops, counted on first use
         num_labels = _num_labels(self.model)
         if num_labels is not None:
@@ -80,6 +95,23 @@ class OSTCTrainer(Trainer):
             "train": defaultdict(list),
             "eval": defaultdict(list),
         }
+        self.add_callback(_RunningLossRestore(self))
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """``Trainer.evaluate``, leaving the global random state as it was (``preserved_rng``)."""
+        with preserved_rng(self.args.device):
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """``Trainer.predict``, leaving the global random state as it was (``preserved_rng``)."""
+        with preserved_rng(self.args.device):
+            return super().predict(*args, **kwargs)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # the loss summed so far: what Trainer logged (_total_loss_scalar) plus the steps since (_tr_loss)
+        pending = nested_gather(self._tr_loss, self.args.parallel_mode).mean().item()
+        self.state.stateful_callbacks[RUNNING_LOSS_KEY] = {"total_loss": self._total_loss_scalar + pending}
+        super()._save_checkpoint(model, trial)
 
     def label_checked(self, collator: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``collator`` wrapped in a ``LabelCheckingCollator`` for the model's number of classes (as is, when that is
@@ -109,11 +141,14 @@ class OSTCTrainer(Trainer):
         labels = inputs["labels"]
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
         outputs = model(**model_inputs)
+        logits = logits_of(outputs)
+        if not isinstance(outputs, Mapping):  # Trainer's prediction_step reads a tuple as (loss, logits, ...)
+            outputs = {"logits": logits}
         teacher_logits = None
         if self.teacher_model is not None:
             with torch.no_grad():
-                teacher_logits = self.teacher_model(**model_inputs).logits
-        parts = self.compute_loss_func.components(outputs, labels, teacher_logits, num_items_in_batch)
+                teacher_logits = logits_of(self.teacher_model(**model_inputs))
+        parts = self.compute_loss_func.components(logits, labels, teacher_logits, num_items_in_batch)
         loss = parts["total"]
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # num_items_in_batch counts all ranks and DDP averages gradients: scale as Trainer.compute_loss does
@@ -156,6 +191,50 @@ class LabelCheckingCollator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.collator!r}, num_classes={self.num_classes})"
+
+
+def as_ostc_config(ostc: OSTCConfig | Mapping[str, Any] | None) -> OSTCConfig:
+    """``ostc`` as an ``OSTCConfig``: as is, built from a mapping of its fields, or the defaults for None; anything
+    else, or a mapping with a key that is not a field, is a ``ValueError``."""
+    if ostc is None:
+        return OSTCConfig()
+    if isinstance(ostc, OSTCConfig):
+        return ostc
+    if isinstance(ostc, Mapping):
+        fields = list(OSTCConfig.__dataclass_fields__)
+        unknown = [str(k) for k in ostc if k not in fields]
+        if unknown:
+            raise ValueError(f"ostc has unknown field(s) {', '.join(unknown)}; OSTCConfig's fields are: {', '.join(fields)}")
+        return OSTCConfig(**ostc)
+    raise ValueError(f"ostc must be an OSTCConfig or a mapping of its fields, got {type(ostc).__name__}")
+
+
+@contextmanager
+def preserved_rng(device: torch.device | str | None = None) -> Iterator[None]:
+    """Restores the global random state after the block: Python's ``random``, NumPy's, torch's CPU generator and,
+    for a CUDA ``device``, that device's generator. What runs inside draws from them as usual."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = [device] if device.type == "cuda" and torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+class _RunningLossRestore(TrainerCallback):
+    """On a resumed run, puts the training-loss sum saved in the checkpoint (``RUNNING_LOSS_KEY``) back into the
+    trainer, which Trainer itself restarts at 0."""
+
+    def __init__(self, trainer: OSTCTrainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs: Any) -> None:
+        saved = state.stateful_callbacks.get(RUNNING_LOSS_KEY)
+        if isinstance(saved, Mapping) and isinstance(saved.get("total_loss"), (int, float)) and state.global_step:
+            self.trainer._total_loss_scalar = float(saved["total_loss"])
 
 
 def _num_labels(model: nn.Module) -> int | None:

@@ -10,6 +10,7 @@ loader's in test_data.py; here each case is checked end to end at the command li
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -34,6 +35,7 @@ from transformers import TrainingArguments  # noqa: F401  (now: transformers' lo
 # stderr, not the stream of the first test that imports it, which capsys closes after that test)
 
 from data_fixtures import class_images, png_bytes, tone, wav_bytes
+from lsr_hf.data.config import DataConfig
 from lsr_hf.data.specs import get_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,9 +174,8 @@ RECIPE_CASES = [
      "unknown top-level key 'trainig' (did you mean training?); a recipe has the sections data, model, loss, "
      "training, schedule, hub and an optional extends"),
     ("typo in data", "data: {nmae: demo}\n", (),
-     "unknown key data.nmae (did you mean data.name?); data has: name, path, input_column, label_column, "
-     "validation_fraction, test_fraction, split_seed, max_train_samples, max_eval_samples, max_skipped_fraction, "
-     "random_crop_padding, horizontal_flip, rotation_degrees, mean, std, image_size, sample_rate, segment_seconds"),
+     "unknown key data.nmae (did you mean data.name?); data has: "
+     + ", ".join(f.name for f in dataclasses.fields(DataConfig))),
     ("typo in loss, from --set", "loss: {method: lsr}\n", ("loss.smothing=0.1",),
      "unknown key loss.smothing; loss has: method, alpha, temperature, correct_prob, teacher_temperature, "
      "multiplier, use_triton_kernel (from --set)"),
@@ -200,6 +201,32 @@ RECIPE_CASES = [
      "a recipe must be a mapping of sections (data, model, loss, training, schedule, hub), got a list"),
     ("extends itself", "extends: r.yaml\nloss: {alpha: 0.1}\n", (),
      "extends cycle: r.yaml -> r.yaml"),
+    # issue 31: each of these used to train (or to fail with a traceback once the data was loaded)
+    ("empty file", "", (),
+     "the recipe is empty; a recipe has the sections data, model, loss, training, schedule, hub and an optional "
+     "extends (e.g. extends: demo_ostc.yaml; see the recipes/ folder)"),
+    ("only comments", "# to do\n", (), "the recipe is empty; "),
+    ("duplicate key", "loss:\n  alpha: 0.1\n  alpha: 0.2\n", (),
+     "key 'alpha' is given twice (lines 2 and 3); YAML would keep only the last one: remove one of them"),
+    ("duplicate section", "loss: {alpha: 0.1}\nloss: {alpha: 0.2}\n", (), "key 'loss' is given twice (lines 1 and 2)"),
+    ("no training length", "data: {name: demo}\n", ("training.num_train_epochs=-1", "training.max_steps=-1"),
+     "training.num_train_epochs must be > 0 when training.max_steps is not set (it is -1), got -1: the run would "
+     "train 0 steps; set one of them (from --set)"),
+    ("kd without a teacher", "loss: {method: kd}\n", (),
+     "loss.method 'kd' needs a teacher model, which a recipe cannot give (kd is for code: OSTCTrainer(..., "
+     "teacher_model=...)); choose one of ce, lsr, tfkd, lsr_os, lsr_os_tc"),
+    ("correct_prob below 1/K", "data: {name: demo}\nloss: {method: lsr_os_tc}\n", ("loss.correct_prob=0.05",),
+     "loss.correct_prob must be in [1/K, 1) = [0.1, 1) for K = 10 classes, got 0.05 (demo) (from --set)"),
+    ("unknown model", "model: {name: resnet10tt}\n", (),
+     "model.name 'resnet10tt' is not a timm model (did you mean resnet10t, "),
+    ("batch size 0", "training: {per_device_train_batch_size: 0}\n", (),
+     "training.per_device_train_batch_size must be an integer in [1, 2147483647], got 0"),
+    ("batch size 1e20", "training: {per_device_train_batch_size: 100000000000000000000}\n", (),
+     "training.per_device_train_batch_size must be an integer in [1, 2147483647], got 100000000000000000000"),
+    ("NaN learning rate", "training: {learning_rate: .nan}\n", (), "training.learning_rate must be a finite number, got nan"),
+    ("zero learning rate", "training: {learning_rate: 0}\n", (), "training.learning_rate must be > 0, got 0"),
+    ("save_steps 0", "training: {save_strategy: steps, save_steps: 0}\n", (),
+     "training.save_steps must be > 0 (a number of steps, or a fraction < 1 of the training steps), got 0"),
 ]  # fmt: skip
 
 
@@ -548,7 +575,7 @@ def test_overwrite_deletes_the_earlier_run_and_trains_again(capsys, in_tmp) -> N
     root = image_parquet(in_tmp / "data")
     path = recipe("r.yaml", image_data(root), training={"max_steps": 2})
     (in_tmp / "out" / "checkpoint-40").mkdir(parents=True)  # a stale checkpoint of an earlier, longer run
-    (in_tmp / "out" / "results.json").write_text('{"metrics": {"test_accuracy": 0.99}}')
+    (in_tmp / "out" / "results.json").write_text('{"metrics": {"test_accuracy": 0.99}, "recipe": {}}')
     (in_tmp / "out" / "notes.txt").write_text("mine")
     code, _, err = cli(capsys, "--recipe", path)
     assert (code, error_line(err)) == (
@@ -606,11 +633,12 @@ def test_resume_without_a_complete_checkpoint_exits_2(capsys, in_tmp) -> None:
     )
     (in_tmp / "out" / "checkpoint-2").mkdir(parents=True)  # killed while writing its first checkpoint
     (in_tmp / "out" / "checkpoint-2" / "model.safetensors").write_bytes(b"")
+    (in_tmp / "out" / "recipe.yaml").write_text("# Resolved recipe (base recipes merged, ...) from: r.yaml\n")
     code, _, err = cli(capsys, "--recipe", path)
     assert (code, error_line(err)) == (
         2,
-        "error: training.output_dir='out' already holds files (checkpoint-2): pass --resume to continue it from its "
-        "last complete checkpoint, or --overwrite to delete it and train again (or choose another "
+        "error: training.output_dir='out' already holds files (checkpoint-2, recipe.yaml): pass --resume to continue "
+        "it from its last complete checkpoint, or --overwrite to delete it and train again (or choose another "
         "training.output_dir)",
     )
     code, _, err = cli(capsys, "--recipe", path, "--resume")
@@ -675,3 +703,180 @@ def test_kill_9_while_writing_a_checkpoint_then_resume_ends_with_the_uninterrupt
     assert resumed["resumed_from"] == "out/checkpoint-2"
     for key in ("test_accuracy", "test_loss", "test_nll", "test_ece", "eval_loss", "eval_accuracy"):
         assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], rel=1e-4, abs=1e-6), key
+
+
+
+# ------------------------------------------------------------------------------------------ issue 31 cases
+
+
+def test_recipe_checks_run_before_any_data_is_loaded_or_anything_is_written(capsys, in_tmp, monkeypatch) -> None:
+    """``run`` checks a recipe built (or changed) in code the same way as ``load_recipe``, before it loads data
+    or touches training.output_dir."""
+    import lsr_hf.train
+    from lsr_hf.recipe import RecipeError, load_recipe
+
+    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    recipe_ = load_recipe(recipe("r.yaml", {"name": "demo"}))
+    recipe_.training["per_device_train_batch_size"] = 0
+    with pytest.raises(RecipeError, match=r"^r.yaml: training.per_device_train_batch_size must be an integer in"):
+        lsr_hf.train.run(recipe_)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["r.yaml"]
+
+
+def test_a_classlabel_id_out_of_range_gets_the_label_range_error(capsys, in_tmp) -> None:
+    """A parquet file can store 12 under a ClassLabel of 10 names; it used to reach the stratified carving."""
+    root = label_parquet(in_tmp / "data", [0, 1, 12], ClassLabel(names=list(CIFAR10)))
+    code, _, err = cli(capsys, "--recipe", recipe("r.yaml", image_data(root)))
+    assert (code, error_line(err)) == (
+        2, f"error: column 'label' (data.label_column) in the train split of {root} must hold class ids in [0, 10), "
+        "got [12]"
+    )  # fmt: skip
+    assert not (in_tmp / "out").exists()
+
+
+def image_folder(root: Path, classes: dict[str, list[str]]) -> Path:
+    """``root/<split>/<class>/<i>.png`` with 4 images a class of each split."""
+    images, _ = class_images(4, 4, 16, seed=0)
+    for split, names in classes.items():
+        for c, name in enumerate(names):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(4):
+                (folder / f"{i}.png").write_bytes(png_bytes(images[(c % 4) * 4 + i]))
+    return root
+
+
+def test_a_class_only_in_the_test_split_exits_2(capsys, in_tmp) -> None:
+    root = image_folder(in_tmp / "data", {"train": ["cat", "dog"], "test": ["cat", "dog", "zebra"]})
+    data = {"name": "auto", "path": str(root), "validation_fraction": 0.25}
+    code, _, err = cli(capsys, "--recipe", recipe("r.yaml", data))
+    assert (code, error_line(err)) == (
+        2,
+        f"error: the test split of {root} has examples of 1 class(es) that the train split has none of: 'zebra'; a "
+        "class never seen in training cannot be learned. Add training examples of it, or remove it from the test "
+        "split",
+    )
+    assert not (in_tmp / "out").exists()
+
+
+def test_correct_prob_below_one_over_k_of_the_data_exits_2_before_any_output(capsys, in_tmp) -> None:
+    """K of a dataset without a built-in spec is known once it is loaded: 3 classes here, a = 0.3 < 1/3."""
+    root = image_folder(in_tmp / "data", {"train": ["a", "b", "c"], "test": ["a", "b", "c"]})
+    data = {"name": "auto", "path": str(root), "validation_fraction": 0.25}
+    code, _, err = cli(capsys, "--recipe", recipe("r.yaml", data))
+    assert (code, error_line(err)) == (
+        2, f"error: r.yaml: loss.correct_prob must be in [1/K, 1) = [0.333333, 1) for K = 3 classes, got 0.3 ({root})"
+    )  # fmt: skip
+    assert not (in_tmp / "out").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_named(capsys, in_tmp) -> None:
+    root = image_folder(in_tmp / "data", {"train": ["a", "b"]})
+    with open(os.fsencode(root / "train" / "a") + b"/caf\xe9.png", "wb") as f:  # Latin-1, not UTF-8
+        f.write(png_bytes(np.zeros((16, 16, 3), np.uint8)))
+    data = {"name": "auto", "path": str(root)}
+    code, _, err = cli(capsys, "--recipe", recipe("r.yaml", data))
+    assert (code, error_line(err)) == (
+        2, f"error: {root} holds file names that are not valid UTF-8, which datasets cannot read: "
+        "b'train/a/caf\\xe9.png'; rename them to UTF-8 (e.g. with convmv) or remove them"
+    )  # fmt: skip
+
+
+def test_overwrite_refuses_a_folder_that_is_not_an_lsr_hf_run(capsys, in_tmp, monkeypatch) -> None:
+    """The user's own README.md and config.json are not deleted: --overwrite clears only a folder marked as a run
+    (its recipe.yaml or results.json); in a marked one, the run's README.md (the card) goes, other files stay."""
+    import lsr_hf.train
+
+    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    out = in_tmp / "out"
+    out.mkdir()
+    (out / "README.md").write_text("my notes")
+    (out / "config.json").write_text("{}")
+    path = recipe("r.yaml", {"name": "demo"})
+    for flags in ((), ("--overwrite",), ("--resume", "--overwrite")):
+        code, _, err = cli(capsys, "--recipe", path, *flags)
+        prefix = "--overwrite: training.output_dir='out' holds files (README.md, config.json), but" if flags else (
+            "training.output_dir='out' already holds files (README.md, config.json):"
+        )  # fmt: skip
+        assert (code, error_line(err)) == (
+            2, f"error: {prefix} it is not an lsr-hf run (no recipe.yaml or results.json of one), so --overwrite "
+            "will not delete anything in it: choose another training.output_dir, or empty the folder yourself"
+        ), flags  # fmt: skip
+        assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json"]
+        assert (out / "README.md").read_text() == "my notes"
+
+    from lsr_hf.outputs import plan_output_dir
+    from lsr_hf.recipe import load_recipe, write_resolved
+
+    write_resolved(load_recipe(path), out / "recipe.yaml")  # now it is a run's folder
+    (out / "notes.txt").write_text("mine")
+    assert plan_output_dir(out, {}, overwrite=True).checkpoint is None
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_exits_4_and_resume_finishes_the_run(
+    capsys, in_tmp, finished, monkeypatch
+) -> None:
+    """safetensors fails (as it does on a full disk) while checkpoint-4 is written: one line, exit status 4,
+    checkpoint-2 intact; --resume deletes the partial checkpoint-4 and ends with the uninterrupted run's metrics."""
+    import transformers.modeling_utils
+    from safetensors import SafetensorError
+
+    _, reference_recipe, reference = finished
+    path = recipe("r.yaml", yaml.safe_load(Path(reference_recipe).read_text())["data"])
+    real_save = transformers.modeling_utils.safe_save_file
+
+    def full_disk(tensors, filename, metadata=None):
+        if "checkpoint-4" in str(filename):
+            Path(filename).write_bytes(b"\0" * 10)
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full_disk)
+    code, _, err = cli(capsys, "--recipe", path)
+    assert (code, error_line(err)) == (
+        4,
+        "error: could not write checkpoint-4 in training.output_dir='out': SafetensorError: Error while serializing: "
+        "I/O error: No space left on device (os error 28); the last complete checkpoint, checkpoint-2, is kept. Free "
+        "some disk space (or fix the folder), then run the same command with --resume",
+    )
+    assert "Traceback" not in err
+    out = in_tmp / "out"
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not (out / "results.json").exists()
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", real_save)  # space freed
+    code, _, err = cli(capsys, "--recipe", path, "--resume")
+    assert code == 0, err[-3000:]
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["resumed_from"] == "out/checkpoint-2"
+    for key in ("test_accuracy", "test_loss", "test_nll", "test_ece", "eval_loss", "eval_accuracy"):
+        assert resumed["metrics"][key] == reference["metrics"][key], key
+
+
+def test_ctrl_c_during_training_exits_130_with_one_line_that_says_how_to_resume(capsys, in_tmp, monkeypatch) -> None:
+    """A real SIGINT at step 3 of 6: the step ends, checkpoint-3 is saved, one line on stderr, status 130."""
+    import lsr_hf.train
+    from lsr_hf.guards import GracefulInterrupt
+
+    class CtrlCAtStep3(GracefulInterrupt):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(lsr_hf.train, "GracefulInterrupt", CtrlCAtStep3)
+    monkeypatch.setattr(sys, "argv", ["scripts/train.py", "--recipe", "r.yaml"])
+    root = image_parquet(in_tmp / "data")
+    path = recipe("r.yaml", image_data(root), training={"save_total_limit": None})
+    code, out, err = cli(capsys, "--recipe", path)
+    assert code == 130 and "test accuracy" not in out
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert lines == [
+        "interrupted (Ctrl-C) at step 3 of 6: saved out/checkpoint-3; continue with: scripts/train.py --recipe r.yaml "
+        "--resume"
+    ]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (in_tmp / "out").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    code, _, err = cli(capsys, "--recipe", path, "--resume")
+    assert code == 0, err[-3000:]

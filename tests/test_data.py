@@ -496,6 +496,53 @@ def test_gtzan_full_set_folder_is_split_three_ways_stratified(tmp_path: Path) ->
     assert data.num_skipped == 1 and len(data.train) + len(data.validation) + len(data.test) == 99
 
 
+def test_k_fold_tests_every_clip_exactly_once_and_never_trains_on_it(tmp_path: Path) -> None:
+    path = write_gtzan_folder(tmp_path, n_per_class=5, seconds=0.5, sample_rate=2000, corrupt=0)
+
+    def clips(ds) -> list[str]:
+        return [cell["path"] for cell in ds.with_format("arrow")[:]["audio"].to_pylist()]
+
+    every = sorted(f.relative_to(path).as_posix() for f in (path / "genres_original").rglob("*.wav"))
+    tested: list[str] = []
+    for fold in range(5):
+        cfg = DataConfig(name="gtzan", path=str(path), num_folds=5, fold=fold, split_seed=7, validation_fraction=0.2)
+        raw = load_raw_splits(cfg)
+        names = {split: clips(ds) for split, ds in raw.items()}
+        assert {split: len(n) for split, n in names.items()} == {"train": 30, "validation": 10, "test": 10}
+        assert sorted(sum(names.values(), [])) == every  # the three splits partition the clips
+        for split, per_class in (("train", 3), ("validation", 1), ("test", 1)):  # stratified
+            assert Counter(raw[split][LABEL_COLUMN]) == {c: per_class for c in range(10)}
+        tested += names["test"]
+        assert clips(load_raw_splits(cfg)["test"]) == names["test"]  # seeded
+    assert sorted(tested) == every  # over the folds: every clip is tested once
+    first = {seed: DataConfig(name="gtzan", path=str(path), num_folds=5, split_seed=seed, validation_fraction=0.2)
+             for seed in (7, 8)}
+    assert clips(load_raw_splits(first[7])["test"]) != clips(load_raw_splits(first[8])["test"])
+
+
+def test_k_fold_refuses_a_dataset_with_a_test_split_or_too_few_examples(tmp_path: Path) -> None:
+    path = write_gtzan_folder(tmp_path / "few", n_per_class=3, seconds=0.5, sample_rate=2000, corrupt=0)
+    with pytest.raises(ValueError, match=r"data.num_folds=5 needs at least 5 examples of every class.*only 3"):
+        load_raw_splits(DataConfig(name="gtzan", path=str(path), num_folds=5))
+    cifar = write_image_parquet(tmp_path / "cifar", "cifar10", n_per_class=5, size=8)
+    with pytest.raises(ValueError, match=r"data.num_folds: .* has its own test split"):
+        load_raw_splits(DataConfig(name="cifar10", path=str(cifar), num_folds=5))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"num_folds": 1}, r"num_folds must be an integer >= 2 or null, got 1"),
+        ({"num_folds": 5, "fold": 5}, r"fold must be in \[0, 5\) with num_folds=5, got 5"),
+        ({"num_folds": 5, "fold": -1}, r"fold must be an integer >= 0, got -1"),
+        ({"fold": 2}, r"fold must be 0 when num_folds is null"),
+    ],
+)
+def test_k_fold_fields_are_checked(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DataConfig(name="gtzan", **fields)
+
+
 def test_audio_folder_with_split_folders(tmp_path: Path) -> None:
     root = tmp_path / "copy"
     for split, n in (("train", 4), ("test", 2)):  # <root>/data/<split>/<genre>/<file>.wav

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -22,6 +23,7 @@ from lsr_hf.models import (
     build_audio_model,
     build_image_model,
 )
+from lsr_hf.models.audio import clip_logits
 
 # name -> parameter count for 100 classes of the usual CIFAR versions (kuangliu/pytorch-cifar style)
 REFERENCE_PARAMS = {
@@ -181,7 +183,8 @@ def test_image_wrapper_round_trip(tmp_path):
     assert saved["pretrained_cfg"]["input_size"] == [3, 32, 32]
 
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
-    assert type(reloaded) is type(model)
+    # lsr-hf loads without remote code: transformers' own class, of which the saved one (shipped code) is a subclass
+    assert isinstance(model, type(reloaded))
     assert reloaded.config.id2label == labels
     _assert_same_state(reloaded.state_dict(), model.state_dict())
     reloaded.to(memory_format=torch.channels_last)  # the layout is not saved; the same layout gives the same bits
@@ -260,6 +263,38 @@ def test_audio_clip_logits_are_mean_of_segment_logits(audio_model):
         )
     assert clip_logits.shape == (2, 4)
     torch.testing.assert_close(clip_logits, segment_logits.mean(dim=1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("vote", ["logits", "probabilities"])
+def test_clip_vote_against_a_float64_reference(vote):
+    rng = np.random.default_rng(3)
+    segments = rng.normal(scale=4.0, size=(5, 7, 4))
+    probs = np.exp(segments - segments.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    expected = segments.mean(axis=1) if vote == "logits" else np.log(probs.mean(axis=1))
+    got = clip_logits(torch.tensor(segments, dtype=torch.float32), vote)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+    if vote == "probabilities":  # the clip's softmax is the mean of the segments' probabilities
+        np.testing.assert_allclose(torch.softmax(got, -1).numpy(), probs.mean(axis=1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="vote must be one of 'logits', 'probabilities', got 'median'"):
+        clip_logits(torch.zeros(1, 2, 3), "median")
+
+
+def test_the_model_votes_as_configured_and_saves_the_vote(tmp_path):
+    torch.manual_seed(7)
+    model = build_audio_model(
+        ModelConfig(**AUDIO_CFG, clip_vote="probabilities"), num_classes=4, sample_rate=SAMPLE_RATE
+    ).eval()
+    clips = torch.randn(2, 3, 2000)
+    with torch.no_grad():
+        segments = torch.stack([model(input_values=clips[b]).logits for b in range(2)])  # (2, 3, 4), one by one
+        voted = model(input_values=clips).logits
+    torch.testing.assert_close(model.segment_logits(clips), segments, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(voted, torch.log(torch.softmax(segments, -1).mean(dim=1)), atol=1e-5, rtol=1e-5)
+    model.save_pretrained(tmp_path)
+    assert AudioCNNForAudioClassification.from_pretrained(tmp_path).config.clip_vote == "probabilities"
+    with pytest.raises(ValueError, match="clip_vote must be one of 'logits', 'probabilities', got 'max'"):
+        ModelConfig(clip_vote="max")
 
 
 def test_audio_loss(audio_model):

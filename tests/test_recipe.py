@@ -92,7 +92,7 @@ def test_extends_chain_deep_merges_sections() -> None:
 
 
 def test_missing_sections_take_the_dataclass_defaults() -> None:
-    recipe = load_recipe(write("recipes/empty.yaml", ""))
+    recipe = load_recipe(write("recipes/empty.yaml", "data: {}\n"))  # an empty file is an error (test_adversarial)
     defaults = (DataConfig(), ModelConfig(), OSTCConfig(), HubConfig())
     assert (recipe.data, recipe.model, recipe.loss, recipe.hub) == defaults
     assert recipe.training == {"output_dir": "outputs/empty"}

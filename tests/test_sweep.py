@@ -128,6 +128,10 @@ def test_load_sweep_resolves_the_recipe_against_the_sweep_file(tmp_path, monkeyp
         ({"grids": [{"los.alpha": [0.5]}]}, r"unknown section 'los' \(did you mean loss\?\)"),
         ({"grids": [{"alpha": [0.5]}]}, r"the key must be 'section.name'"),
         ({"grids": [{"training.seed": [1, 2]}]}, r"training.seed is set by the sweep"),
+        ({"folds": 1}, r"folds must be an integer >= 2"),
+        ({"folds": True}, r"folds must be an integer >= 2"),
+        ({"grids": [{"data.fold": [0, 1]}]}, r"data.fold is set by the sweep .*folds: for the folds"),
+        ({"set": ["data.num_folds=5"]}, r"data.num_folds is set by the sweep"),
         ({"set": ["training.output_dir=x"]}, r"training.output_dir is set by the sweep"),
         ({"set": "loss.alpha=0.3"}, r"set must be a list"),
         ({"set": ["loss.alpha"]}, r"expected 'section.key=value' strings"),
@@ -183,6 +187,83 @@ def test_plan_drops_runs_with_identical_recipes_and_reads_the_state_of_each_fold
     (out / runs[0].name / "checkpoint-7").mkdir(parents=True)
     (out / runs[1].name).mkdir()
     assert [r.status for r in plan_sweep(spec)] == ["resume", "restart", "new"]
+
+
+def test_a_k_fold_sweep_runs_every_configuration_on_every_fold(tmp_path):
+    out = tmp_path / "out"
+    content = {"recipe": str(DEMO_CE), "output_dir": str(out), "seeds": [0, 1], "folds": 3,
+               "grids": [{"loss.method": ["ce", "lsr"]}]}  # fmt: skip
+    runs = plan_sweep(load_sweep(write_sweep(tmp_path, content)))
+    assert [r.name for r in runs] == [  # seed-major, then fold
+        f"loss.method={method},fold={fold},seed={seed}" for seed in (0, 1) for fold in range(3) for method in ("ce", "lsr")
+    ]
+    for run in runs:
+        assert (run.recipe.data.num_folds, run.recipe.data.fold) == (3, run.fold) and f",fold={run.fold}," in run.name
+        assert run.recipe.training["seed"] == run.seed
+        assert f"data.fold={run.fold}" in run.command and "data.num_folds=3" in run.command
+    assert {r.fold for r in runs} == {0, 1, 2}
+    assert run_name({"loss.method": "ce"}, 2) == "loss.method=ce,seed=2"  # no folds: names as before
+
+
+def test_folds_are_replicates_in_the_report_and_pairs_match_seed_and_fold(tmp_path):
+    from lsr_hf.sweep.paired import paired_differences
+    from lsr_hf.sweep.results import Replicate
+
+    # ce and lsr, 2 seeds × 2 folds; per (seed, fold) lsr − ce test accuracy: +4, +2, 0, −2 points
+    ce = {(0, 0): 0.80, (0, 1): 0.70, (1, 0): 0.82, (1, 1): 0.72}
+    lsr = {(0, 0): 0.84, (0, 1): 0.72, (1, 0): 0.82, (1, 1): 0.70}
+    for method, values in (("ce", ce), ("lsr", lsr)):
+        for (seed, fold), test in values.items():
+            name = f"{method},fold={fold},seed={seed}"
+            fake_run(tmp_path, name, seed, {"method": method, "alpha": 0.1}, "net",
+                     {"eval_accuracy": test, "eval_nll": 0.3, "test_accuracy": test, "test_ece": 0.1, "test_nll": 0.3})
+            results = json.loads((tmp_path / name / "results.json").read_text())
+            results["recipe"]["data"].update(num_folds=2, fold=fold)
+            (tmp_path / name / "results.json").write_text(json.dumps(results))
+    configs = summarize_runs(collect_runs(tmp_path))
+    assert [(c.method, c.n) for c in configs] == [("ce", 4), ("lsr", 4)]  # folds grouped, not separate settings
+    assert configs[0].mean("test_accuracy") == pytest.approx(0.76)
+    assert [r.replicate for r in configs[0].runs] == [Replicate(0, 0), Replicate(0, 1), Replicate(1, 0), Replicate(1, 1)]
+    (row,) = paired_differences(configs)
+    assert row.seeds == (Replicate(0, 0), Replicate(0, 1), Replicate(1, 0), Replicate(1, 1))
+    mean, std = row.differences["test_accuracy"]
+    assert mean * 100 == pytest.approx(1.0) and std * 100 == pytest.approx(math.sqrt((9 + 1 + 1 + 9) / 3))
+    write_report(tmp_path)
+    with (tmp_path / "results.csv").open() as handle:
+        assert [r["seeds"] for r in csv.DictReader(handle)] == ["0/0 0/1 1/0 1/1"] * 2
+
+
+def test_k_fold_predictions_are_pooled_per_seed_over_complete_folds(tmp_path):
+    from lsr_hf.sweep.folds import pooled_rows
+
+    # 2 classes, clips of 2 identical segments with logits (ln 4, 0) or (0, ln 4): every prediction has confidence
+    # 0.8, so the pooled ECE is |0.8 − accuracy| and every vote gives the same clip prediction
+    sure = {0: [math.log(4.0), 0.0], 1: [0.0, math.log(4.0)]}
+    wrong = {(0, 0): 2, (0, 1): 2, (1, 0): 0, (1, 1): 0, (2, 0): 0}  # (seed, fold) -> wrong clips of 5
+    for (seed, fold), n_wrong in wrong.items():
+        name = f"lsr,fold={fold},seed={seed}"
+        fake_run(tmp_path, name, seed, {"method": "lsr", "alpha": 0.1}, "net",
+                 {"eval_accuracy": 0.5, "eval_nll": 0.3, "test_accuracy": 0.5, "test_ece": 0.1, "test_nll": 0.3})
+        results = json.loads((tmp_path / name / "results.json").read_text())
+        results["recipe"]["data"].update(num_folds=2, fold=fold)
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+        labels = np.array([0, 1, 0, 1, 0])
+        predicted = np.where(np.arange(5) < n_wrong, 1 - labels, labels)
+        segments = np.array([[sure[int(c)]] * 2 for c in predicted], dtype=np.float32)  # (5, 2, 2)
+        np.savez(tmp_path / name / "test_predictions.npz", logits=segments.mean(1), labels=labels,
+                 segment_logits=segments)  # fmt: skip
+    (row,) = pooled_rows(summarize_runs(collect_runs(tmp_path)))
+    assert row.seeds == (0, 1) and row.num_examples == 10  # seed 2 has fold 0 only: left out
+    accuracies = [0.6, 1.0]  # seed 0: 4 of 10 wrong; seed 1: none
+    nll = [-(a * math.log(0.8) + (1 - a) * math.log(0.2)) for a in accuracies]
+    for vote in ("logits", "probabilities", "segments"):
+        assert row.stats[vote, "accuracy"] == pytest.approx((0.8, math.sqrt(0.08)))
+        assert row.stats[vote, "ece"][0] == pytest.approx((0.2 + 0.2) / 2)
+        assert row.stats[vote, "nll"][0] == pytest.approx(sum(nll) / 2, rel=1e-5)
+    write_report(tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "## Pooled over folds (out-of-fold test predictions)" in md
+    assert "| net | lsr | α=0.1 | ✓ | 0 1 | 10 | 80.00 ± 28.28 | 20.00 ± 0.00 |" in md
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
@@ -722,3 +803,17 @@ def test_repeat_writes_a_sweep_of_the_settings_chosen_on_validation(tmp_path, ca
         assert mine["training"].pop("output_dir") == str(out / run.name)
         twin["training"].pop("output_dir")
         assert mine == twin
+
+
+def test_repeat_of_a_k_fold_sweep_keeps_its_folds(tmp_path):
+    from lsr_hf.sweep.repeat import ChosenSetting, RepeatPlan, repeat_sweep_text
+
+    content = {"recipe": str(DEMO_CE), "output_dir": str(tmp_path / "out"), "folds": 4,
+               "grids": [{"loss.method": ["lsr"], "loss.alpha": [0.1, 0.3]}]}  # fmt: skip
+    spec = load_sweep(write_sweep(tmp_path, content))
+    plan = RepeatPlan(chosen=[ChosenSetting({"loss.method": "lsr", "loss.alpha": 0.3}, 0.9, 2)])
+    target = tmp_path / "seeds.yaml"
+    target.write_text(repeat_sweep_text(spec, plan, [1, 2], target, "repeat"))
+    runs = plan_sweep(load_sweep(target))
+    assert [(r.seed, r.fold) for r in runs] == [(s, f) for s in (1, 2) for f in range(4)]
+    assert runs[0].name == "loss.method=lsr,loss.alpha=0.3,fold=0,seed=1"

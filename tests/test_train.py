@@ -128,6 +128,10 @@ def test_audio_job_skips_and_counts_the_corrupt_clip(tmp_path):
     assert results["dataset"]["sizes"]["train"] == 19 * 2  # 19 decodable clips of 1 s → 2 segments of 0.5 s
     assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
     assert "pipeline_tag: audio-classification" in (tmp_path / "out" / "README.md").read_text()
+    saved = np.load(tmp_path / "out" / "test_predictions.npz", allow_pickle=False)
+    assert saved["segment_logits"].shape == (20, 2, 10)  # every test clip's 2 segments
+    # the clip logits are the vote (default: mean of logits) of the segment logits saved beside them
+    np.testing.assert_allclose(saved["segment_logits"].mean(axis=1), saved["logits"], rtol=1e-4, atol=1e-4)
 
 
 def test_malformed_recipe_exits_before_any_output(tmp_path, image_recipe):

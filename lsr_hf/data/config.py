@@ -65,6 +65,18 @@ class DataConfig:
     split_seed: int = field(
         default=42, metadata={"help": "Seed of the carved splits and of the max_*_samples subsets."}
     )
+    num_folds: int | None = field(
+        default=None,
+        metadata={
+            "help": ">= 2: k-fold cross-validation over the examples (clips, for audio) of a dataset without a test "
+            "split: they are dealt into num_folds stratified, seeded (split_seed) folds, fold data.fold is the "
+            "test split (test_fraction is then not used) and validation is carved from the rest as usual. Over "
+            "data.fold = 0 .. num_folds-1 every example is tested exactly once. null: no folds."
+        },
+    )
+    fold: int = field(
+        default=0, metadata={"help": "In [0, num_folds): which fold is the test split (only with data.num_folds)."}
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "> 0: keep a seeded random subset of the training split (debugging)."}
     )
@@ -147,6 +159,14 @@ class DataConfig:
             )
         if not _is_int(self.split_seed) or self.split_seed < 0:
             raise ValueError(f"split_seed must be an integer >= 0, got {self.split_seed!r}")
+        if self.num_folds is not None and (not _is_int(self.num_folds) or self.num_folds < 2):
+            raise ValueError(f"num_folds must be an integer >= 2 or null, got {self.num_folds!r}")
+        if not _is_int(self.fold) or self.fold < 0:
+            raise ValueError(f"fold must be an integer >= 0, got {self.fold!r}")
+        if self.num_folds is None and self.fold != 0:
+            raise ValueError(f"fold must be 0 when num_folds is null (set data.num_folds), got {self.fold!r}")
+        if self.num_folds is not None and self.fold >= self.num_folds:
+            raise ValueError(f"fold must be in [0, {self.num_folds}) with num_folds={self.num_folds}, got {self.fold!r}")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value <= 0):

@@ -82,6 +82,8 @@ def load_raw_splits(cfg: DataConfig) -> DatasetDict:
         name: _standardize(ds, modality, class_names, input_column, label_column, f"the {name} split of {source}")
         for name, ds in splits.items()
     }
+    if spec is None:  # classes read from the data: one that only an evaluation split has would be a class for free
+        check_classes_in_train(splits, class_names, source)
     splits = _carve_missing(splits, cfg, source)
     splits["train"] = _subsample(splits["train"], cfg.max_train_samples, cfg.split_seed)
     for name in ("validation", "test"):
@@ -336,6 +338,9 @@ def label_ids(ds: Dataset, column: str, class_names: tuple[str, ...], where: str
         ids = np.asarray(values.to_numpy(), dtype=np.int64)
         if (ids < 0).any():
             raise ValueError(f"{what} has {int((ids < 0).sum())} rows without a label (-1)")
+        bad = np.unique(ids[ids >= len(feature.names)])
+        if bad.size:  # a parquet file can hold any integer under a ClassLabel's names
+            raise ValueError(f"{what} must hold class ids in [0, {len(feature.names)}), got {bad[:10].tolist()}")
         if list(feature.names) == list(class_names):
             return ids
         unknown = [name for name in feature.names if name not in class_names]
@@ -367,6 +372,24 @@ def label_ids(ds: Dataset, column: str, class_names: tuple[str, ...], where: str
         return np.array([index[s] for s in strings], dtype=np.int64)
 
     raise ValueError(f"{what} must hold integer class ids or class names (strings), got {feature}")
+
+
+def check_classes_in_train(splits: dict[str, Dataset], class_names: tuple[str, ...], source: str) -> None:
+    """``ValueError`` when a class of ``class_names`` has examples in the validation or test split but none in
+    ``train`` (``splits`` standardised, with ``labels``): the model could never learn it, yet it would count as a
+    class (an image folder's ``test/<class>/`` that ``train/`` lacks)."""
+    in_train = set(np.unique(np.asarray(splits["train"][LABEL_COLUMN])).tolist())
+    for name in ("validation", "test"):
+        if name not in splits:
+            continue
+        missing = sorted(set(np.unique(np.asarray(splits[name][LABEL_COLUMN])).tolist()) - in_train)
+        if missing:
+            shown = ", ".join(repr(class_names[i]) for i in missing[:10])
+            raise ValueError(
+                f"the {name} split of {source} has examples of {len(missing)} class(es) that the train split has "
+                f"none of: {shown}; a class never seen in training cannot be learned. Add training examples of it, "
+                f"or remove it from the {name} split"
+            )
 
 
 def _is_bytes(feature: Any) -> bool:
@@ -409,9 +432,47 @@ def _carve(ds: Dataset, size: int, seed: int, what: str) -> tuple[Dataset, Datas
     return parts["train"], parts["test"]
 
 
+def fold_indices(labels: np.ndarray, num_folds: int, fold: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, held out): the row indices outside and inside fold ``fold`` of a stratified k-fold partition.
+
+    scikit-learn's ``StratifiedKFold(num_folds, shuffle=True, random_state=seed)``: each class is dealt evenly over
+    the folds, and over ``fold = 0 .. num_folds - 1`` the held-out indices cover every row exactly once.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    rest, held_out = list(folds.split(np.zeros(len(labels)), labels))[fold]
+    return np.sort(rest), np.sort(held_out)
+
+
+def _carve_fold(ds: Dataset, cfg: DataConfig, source: str) -> tuple[Dataset, Dataset]:
+    """(rest, test) for ``data.num_folds``: fold ``data.fold`` of the training split is the test split."""
+    labels = np.asarray(ds[LABEL_COLUMN])
+    present = np.bincount(labels)
+    smallest = int(present[present > 0].min()) if present.any() else 0
+    if smallest < cfg.num_folds:
+        raise ValueError(
+            f"data.num_folds={cfg.num_folds} needs at least {cfg.num_folds} examples of every class, but a class of "
+            f"{source} has only {smallest}; lower data.num_folds"
+        )
+    rest, held_out = fold_indices(labels, cfg.num_folds, cfg.fold, cfg.split_seed)
+    logger.info(
+        "%s: fold %d of %d is the test split (%d of its %d examples)", source, cfg.fold, cfg.num_folds,
+        len(held_out), len(labels),
+    )
+    return ds.select(rest), ds.select(held_out)
+
+
 def _carve_missing(splits: dict[str, Dataset], cfg: DataConfig, source: str) -> dict[str, Dataset]:
     splits = dict(splits)
     n_train = len(splits["train"])  # fractions are of the training split as loaded
+    if cfg.num_folds is not None:
+        if "test" in splits:
+            raise ValueError(
+                f"data.num_folds: {source} has its own test split; k-fold cross-validation carves the test split "
+                "from the training data, so use it on a dataset without one (or set data.num_folds to null)"
+            )
+        splits["train"], splits["test"] = _carve_fold(splits["train"], cfg, source)
     for name, fraction in (("test", cfg.test_fraction), ("validation", cfg.validation_fraction)):
         if name in splits:
             continue

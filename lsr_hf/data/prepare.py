@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from datasets.exceptions import DatasetGenerationError
@@ -96,6 +98,7 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     or a split with more than ``cfg.max_skipped_fraction`` undecodable files.
     """
     if cfg.path is not None:
+        check_file_names(cfg.path)
         check_parquet_files(cfg.path)
     try:
         raw = load_raw_splits(cfg)
@@ -128,6 +131,28 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         for name, ds in raw.items()
     }
     return audio_data(decoded, cfg, class_names, sample_rate)
+
+
+def check_file_names(path: str, shown: int = 5) -> None:
+    """``DataError`` naming the files under the folder ``path`` whose names are not valid UTF-8 (bytes that the
+    file system allows but ``datasets`` cannot read; it would reject the whole folder without naming them)."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        return
+    bad: list[str] = []
+    for file in root.rglob("*"):
+        try:
+            str(file).encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(repr(os.fsencode(file.relative_to(root))))
+            if len(bad) > shown:
+                break
+    if bad:
+        names = ", ".join(bad[:shown]) + (", ..." if len(bad) > shown else "")
+        raise DataError(
+            f"{path} holds file names that are not valid UTF-8, which datasets cannot read: {names}; rename them "
+            "to UTF-8 (e.g. with convmv) or remove them"
+        )
 
 
 def image_data(

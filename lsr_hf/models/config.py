@@ -16,6 +16,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+CLIP_VOTES = ("logits", "probabilities")  # model.clip_vote: how an audio clip's segment predictions are combined
+
+
 @dataclass
 class ModelConfig:
     """Backbone and audio front end. Validated on construction: an invalid value raises ``ValueError`` whose
@@ -54,6 +57,13 @@ class ModelConfig:
     n_mels: int = field(default=128, metadata={"help": "> 0: mel bands of the audio front end."})
     n_fft: int = field(default=2048, metadata={"help": "> 0: FFT size (and window length) of the audio front end."})
     hop_length: int = field(default=512, metadata={"help": "> 0: hop between STFT frames of the audio front end."})
+    clip_vote: str = field(
+        default="logits",
+        metadata={
+            "help": "Audio: how an evaluated clip's S segments are combined. 'logits': the mean of the segments' "
+            "logits; 'probabilities': the mean of their softmax (the clip's logits are its log)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -75,6 +85,8 @@ class ModelConfig:
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be an integer > 0, got {value!r}")
+        if self.clip_vote not in CLIP_VOTES:
+            raise ValueError(f"clip_vote must be one of {', '.join(map(repr, CLIP_VOTES))}, got {self.clip_vote!r}")
 
     def _check_timm_kwargs(self) -> None:
         kwargs = self.timm_kwargs

@@ -5,8 +5,11 @@ from __future__ import annotations
 import timm
 import torch
 from transformers import PreTrainedModel, TimmWrapperConfig, TimmWrapperForImageClassification
+from transformers.core_model_loading import PrefixChange
 
+from lsr_hf.models import modeling_lsr_cifar
 from lsr_hf.models.config import ModelConfig
+from lsr_hf.models.modeling_lsr_cifar import TimmWrapperForImageClassification as CifarTimmWrapper
 
 
 def check_timm_name(name: str, pretrained: bool) -> None:
@@ -46,8 +49,9 @@ def build_image_model(
 
     Input ``pixel_values`` (B, 3, H, W) float, output ``.logits`` (B, num_classes). ``save_pretrained`` writes
     ``model.safetensors`` and a ``config.json`` (``architecture``, ``model_args``, ``label_names``, timm's
-    ``pretrained_cfg``); ``AutoModelForImageClassification.from_pretrained`` reloads it, for the ``cifar_*``
-    models once ``lsr_hf.models`` is imported. With ``cfg.channels_last`` the 4-D weights are stored channels_last
+    ``pretrained_cfg``), with timm's own weight names (:func:`timm_native_weight_names`), so that
+    ``AutoModelForImageClassification.from_pretrained`` and ``timm.create_model("local-dir:...", pretrained=True)``
+    both reload it; for the ``cifar_*`` models the class is :func:`wrapper_class`'s, which ships its code. With ``cfg.channels_last`` the 4-D weights are stored channels_last
     (the convolutions then run in cuDNN's NHWC layout whatever the input's layout).
     """
     check_timm_name(cfg.name, cfg.pretrained)
@@ -65,8 +69,29 @@ def build_image_model(
         # timm's defaults (ImageNet size, mean/std, weights' source) with the training data's
         pretrained_cfg=dict(net.pretrained_cfg),
     )
-    model = TimmWrapperForImageClassification(config)
+    model = wrapper_class(cfg.name)(config)
+    timm_native_weight_names(model)
     model.timm_model.load_state_dict(net.state_dict(), strict=True)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     return model
+
+
+def wrapper_class(name: str) -> type[TimmWrapperForImageClassification]:
+    """The transformers class for timm model ``name``: ``modeling_lsr_cifar.TimmWrapperForImageClassification`` (a
+    subclass of transformers' class of that name) for the models of
+    ``lsr_hf.models.modeling_lsr_cifar`` (its save copies that file into the folder and names it in ``auto_map``,
+    so that the folder loads without lsr-hf with ``trust_remote_code=True``), else transformers' own
+    ``TimmWrapperForImageClassification`` (no remote code)."""
+    module = timm.models.model_entrypoint(name).__module__ if timm.is_model(name) else ""
+    return CifarTimmWrapper if module == modeling_lsr_cifar.__name__ else (
+        TimmWrapperForImageClassification
+    )
+
+
+def timm_native_weight_names(model: TimmWrapperForImageClassification) -> None:
+    """Makes ``model.save_pretrained`` write the timm net's own state-dict names (``conv1.weight``, not
+    ``timm_model.conv1.weight``), as ``timm.models.push_to_hf_hub`` does: transformers then saves with the reverse
+    of the prefix it adds when it loads a timm checkpoint (its ``timm_wrapper`` conversion mapping), the same as for
+    a model it loaded from a timm repo. transformers and timm both load such files."""
+    model._weight_conversions = [PrefixChange(prefix_to_add=model.base_model_prefix)]

@@ -10,8 +10,8 @@ from typing import Any
 
 from lsr_hf.recipe import flatten_recipe
 
-SWEEP_KEYS = ("recipe", "output_dir", "seeds", "set", "grids")
-RUN_OWNED_KEYS = ("training.output_dir", "training.seed")  # set per run by the sweep
+SWEEP_KEYS = ("recipe", "output_dir", "seeds", "folds", "set", "grids")
+RUN_OWNED_KEYS = ("training.output_dir", "training.seed", "data.num_folds", "data.fold")  # set per run by the sweep
 NAME_FIRST_KEYS = ("data.name", "model.name", "loss.method")  # run names start with these, the rest alphabetical
 MAX_NAME_LENGTH = 150
 DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -41,7 +41,7 @@ METRICS = (
 )
 STAT_METRICS = (*(m[0] for m in METRICS), "eval_nll")  # eval_nll breaks ties in the selection
 # recipe entries that differ between the runs of one configuration, or that do not change what is trained
-BOOKKEEPING_KEYS = ("training.output_dir", "training.seed", "training.logging_dir", "training.run_name")
+BOOKKEEPING_KEYS = ("training.output_dir", "training.seed", "data.fold", "training.logging_dir", "training.run_name")
 BOOKKEEPING_SECTIONS = ("hub",)
 HEATMAP_METHODS = ("lsr_os", "lsr_os_tc", "kd")
 RELIABILITY_BINS = 15
@@ -54,6 +54,8 @@ class SweepError(ValueError):
 def sort_key(value: Any) -> tuple[int, Any]:
     if is_number(value):
         return (0, float(value))
+    if isinstance(value, tuple):  # a (seed, fold) replicate: element by element
+        return (2, tuple(sort_key(v) for v in value))
     return (1, json.dumps(value, sort_keys=True))
 
 

@@ -18,6 +18,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lsr_hf.sweep.common import is_number, sort_key
 from lsr_hf.sweep.results import ConfigResult, shared_seeds
@@ -33,7 +34,7 @@ class PairedRow:
     backbone: str
     method: str
     setting: str
-    seeds: tuple[int | None, ...]
+    seeds: tuple[Any, ...]
     differences: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -68,9 +69,10 @@ def paired_differences(
     return rows
 
 
-def _by_seed(config: ConfigResult) -> dict[int | None, dict]:
-    """The metrics of each seed's run (the first run, in the configuration's order, when a seed has several)."""
-    out: dict[int | None, dict] = {}
+def _by_seed(config: ConfigResult) -> dict[Any, dict]:
+    """The metrics of each seed's run (``RunRecord.replicate``: each (seed, fold) in a k-fold sweep; the first run,
+    in the configuration's order, when a seed has several)."""
+    out: dict[Any, dict] = {}
     for run in config.runs:
-        out.setdefault(run.seed, run.metrics)
+        out.setdefault(run.replicate, run.metrics)
     return out

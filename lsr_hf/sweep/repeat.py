@@ -65,7 +65,7 @@ def repeat_sweep_text(
     spec: SweepSpec, plan: RepeatPlan, seeds: Sequence[int], target: str | os.PathLike[str], command: str
 ) -> str:
     """The stage-2 sweep file (YAML text) to be written at ``target``: ``spec``'s recipe (relative to ``target``'s
-    folder), output folder and ``set:``, the chosen configurations as one-value grids, ``seeds``."""
+    folder), output folder, ``folds`` and ``set:``, the chosen configurations as one-value grids, ``seeds``."""
     if not seeds or len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
         raise SweepError(f"--seeds must be distinct integers >= 0, got {list(seeds)}")
     recipe = os.path.relpath(spec.recipe, os.path.dirname(os.path.abspath(target)) or ".")
@@ -82,6 +82,8 @@ def repeat_sweep_text(
         f"output_dir: {yaml_text(spec.output_dir)}",
         f"seeds: [{', '.join(str(s) for s in seeds)}]",
     ]
+    if spec.folds is not None:  # the same folds, so that each new run pairs with its stage-1 twins
+        lines.append(f"folds: {spec.folds}")
     if spec.set:
         lines.append("set:")
         lines += [f"  - {yaml_text(item)}" for item in spec.set]

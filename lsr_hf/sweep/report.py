@@ -12,6 +12,7 @@ from typing import Any
 
 from lsr_hf.sweep.across import AcrossRow, across_backbones
 from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError, compact_value
+from lsr_hf.sweep.folds import VOTES, PooledRow, pooled_rows
 from lsr_hf.sweep.paired import PAIRED_METRICS, PairedRow, paired_differences
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
@@ -34,6 +35,8 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
       same backbone paired by seed (:mod:`lsr_hf.sweep.paired`) when a backbone has both, each setting's gain over
       ce on validation across backbones (:mod:`lsr_hf.sweep.across`) when ≥ 2 backbones have ce, then every configuration,
       as mean ± std over seeds, accuracies and ECE in %.
+    * for a k-fold sweep, a "Pooled over folds" section in ``results.md``: each seed's test predictions of all k
+      folds scored as one set, per clip vote for audio (:mod:`lsr_hf.sweep.folds`).
     * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
       points: mean validation accuracy (what the selection uses, over the seeds every setting has) over α (rows) ×
       τ (columns), one panel per value of the other parameters (lsr_os_tc:
@@ -107,7 +110,7 @@ def _write_csv(path: Path, root: Path, configs: Sequence[ConfigResult]) -> Path:
             row: list[Any] = [config.dataset, config.backbone, config.method, config.setting]
             row += [_csv_value(config.params.get(f"loss.{p}", "")) for p in LOSS_PARAMS]
             row += [_csv_value(keys.get(k, "")) for k in others]
-            row += [config.n, " ".join(str(r.seed) for r in config.runs)]
+            row += [config.n, " ".join(str(r.replicate) for r in config.runs)]
             for metric, *_ in METRICS:
                 row += [_csv_value(v) for v in config.stats[metric]]
             row += [config.selected, config.n_settings, ";".join(str(r.folder.relative_to(root)) for r in config.runs)]
@@ -220,6 +223,7 @@ def _write_markdown(
                 )
             )  # fmt: skip
     lines += _paired_lines(paired_differences(configs), several)
+    lines += _pooled_lines(pooled_rows(configs), several)
     lines += _backbone_recipe_lines(configs, several)
     lines += _across_lines(across_backbones(configs), several)
     lines += [
@@ -277,6 +281,38 @@ def _paired_lines(rows: Sequence[PairedRow], several: bool) -> list[str]:
         ]
         seeds = " ".join(str(s) for s in row.seeds)
         lines.append(_md_row([*([row.dataset] if several else []), row.backbone, row.method, row.setting, seeds, *cells]))
+    return lines
+
+
+def _pooled_lines(rows: Sequence[PooledRow], several: bool) -> list[str]:
+    if not rows:
+        return []
+    votes = [vote for vote in VOTES if any((vote, "accuracy") in row.stats for row in rows)]
+    names = {"logits": "mean of logits", "probabilities": "mean of probabilities", "segments": "per segment"}
+    headers = [*(["dataset"] if several else []), "backbone", "method", "setting", "chosen", "seeds", "examples"]
+    for vote in votes:
+        headers += [f"acc (%), {names[vote]}", f"ECE (%), {names[vote]}", f"NLL, {names[vote]}"]
+    lines = _table_section(
+        "Pooled over folds (out-of-fold test predictions)",
+        "k-fold runs: per seed, the test predictions of the k folds (which together hold every example once) are "
+        "pooled and scored as one set, then mean ± sample std over the seeds whose folds are all finished. "
+        + (
+            "Audio: the clip's vote from its segments' logits, as the mean of the logits (the model's default) or of "
+            "the probabilities, and every segment scored on its own (per segment). "
+            if len(votes) > 1
+            else ""
+        )
+        + "Accuracy and ECE (15 bins) in %, NLL in nats.",
+        headers,
+    )
+    for row in rows:
+        config = row.config
+        cells = [*([config.dataset] if several else []), config.backbone, config.method, config.setting,
+                 "✓" if config.selected else "", " ".join(str(s) for s in row.seeds), str(row.num_examples)]  # fmt: skip
+        for vote in votes:
+            for metric, scale, decimals in (("accuracy", 100.0, 2), ("ece", 100.0, 2), ("nll", 1.0, 4)):
+                cells.append(_format_stat(*row.stats.get((vote, metric), (math.nan, math.nan)), scale, decimals))
+        lines.append(_md_row(cells))
     return lines
 
 

@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lsr_hf.sweep.common import (
     BOOKKEEPING_KEYS,
@@ -28,6 +28,16 @@ from lsr_hf.sweep.common import (
 from lsr_hf.train import RESULTS_FILE
 
 
+class Replicate(NamedTuple):
+    """One repetition of a configuration in a k-fold sweep: its seed and the fold that was its test split."""
+
+    seed: int | None
+    fold: int
+
+    def __str__(self) -> str:
+        return f"{self.seed}/{self.fold}"
+
+
 @dataclass
 class RunRecord:
     """One finished run, as read back from its ``results.json``."""
@@ -37,6 +47,18 @@ class RunRecord:
     recipe: dict[str, Any]
     metrics: dict[str, Any]
     wall_seconds: float = float("nan")
+
+    @property
+    def fold(self) -> int | None:
+        """The fold that was the test split (``data.fold`` of a run with ``data.num_folds``), else None."""
+        data = self.recipe.get("data", {})
+        return int(data.get("fold", 0)) if data.get("num_folds") is not None else None
+
+    @property
+    def replicate(self) -> int | None | Replicate:
+        """What tells this run apart from the other runs of its configuration: the seed, or (seed, fold) for a run
+        of a k-fold sweep. Runs of two configurations with the same replicate share seed and data split (pairing)."""
+        return self.seed if self.fold is None else Replicate(self.seed, self.fold)
 
     @property
     def method(self) -> str:
@@ -168,7 +190,9 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
             mean = statistics.fmean(values) if values else float("nan")
             std = statistics.stdev(values) if len(values) > 1 else float("nan")
             stats[metric] = (mean, std)
-        runs_sorted = sorted(runs, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, str(r.folder)))
+        runs_sorted = sorted(
+            runs, key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, r.fold or 0, str(r.folder))
+        )
         configs.append(
             ConfigResult(
                 dataset=first.dataset, backbone=first.backbone, method=method, params=params, runs=runs_sorted,
@@ -219,23 +243,25 @@ def select_by_validation(
     return out
 
 
-def shared_seeds(configs: Sequence[ConfigResult]) -> set[int | None] | None:
-    """The seeds every configuration has a run for; None (meaning: all runs) when they share none."""
-    seeds = set.intersection(*({r.seed for r in c.runs} for c in configs)) if configs else set()
+def shared_seeds(configs: Sequence[ConfigResult]) -> set[Any] | None:
+    """The seeds (``RunRecord.replicate``: (seed, fold) pairs in a k-fold sweep) every configuration has a run for;
+    None (meaning: all runs) when they share none."""
+    seeds = set.intersection(*({r.replicate for r in c.runs} for c in configs)) if configs else set()
     return seeds or None
 
 
-def seed_mean(config: ConfigResult, metric: str, seeds: set[int | None] | None = None) -> float:
-    """Mean of ``metric`` over the runs of ``config`` with a seed in ``seeds`` (all runs when None); NaN if none."""
+def seed_mean(config: ConfigResult, metric: str, seeds: set[Any] | None = None) -> float:
+    """Mean of ``metric`` over the runs of ``config`` whose replicate (seed, or (seed, fold)) is in ``seeds`` (all
+    runs when None); NaN if none."""
     values = [
         float(r.metrics[metric])
         for r in config.runs
-        if (seeds is None or r.seed in seeds) and is_number(r.metrics.get(metric))
+        if (seeds is None or r.replicate in seeds) and is_number(r.metrics.get(metric))
     ]
     return statistics.fmean(values) if values else float("nan")
 
 
-def validation_score(config: ConfigResult, seeds: set[int | None] | None = None) -> tuple[float, float]:
+def validation_score(config: ConfigResult, seeds: set[Any] | None = None) -> tuple[float, float]:
     """Sort key of the selection: (−mean validation accuracy, mean validation NLL), missing values last."""
     accuracy, nll = seed_mean(config, "eval_accuracy", seeds), seed_mean(config, "eval_nll", seeds)
     return (-accuracy if math.isfinite(accuracy) else math.inf, nll if math.isfinite(nll) else math.inf)

@@ -4,6 +4,7 @@ one run after the other in this process (the default backend) or side by side as
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import shlex
@@ -38,6 +39,7 @@ class PlannedRun:
     seed: int
     output_dir: Path
     recipe: Recipe
+    fold: int | None = None  # k-fold sweeps: the fold that is this run's test split
     status: str = "new"  # "done" (results.json exists), "resume" (has a checkpoint), "restart" (folder, no results)
     outcome: str = ""  # set by run_sweep: "skipped" (was done), "finished", "failed"
     error: str | None = None  # a failed run: "ExceptionType: message"
@@ -46,7 +48,7 @@ class PlannedRun:
 
 
 def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None) -> list[PlannedRun]:
-    """Expands the grids over the seeds, loads and checks every run's recipe and finds each run's status.
+    """Expands the grids over the seeds (and folds), loads and checks every run's recipe and finds each run's status.
 
     Nothing is trained or written. Raises :class:`SweepError` listing every invalid run (identical messages
     grouped), when two different runs would share a folder, or when a finished run's ``results.json`` was made
@@ -60,40 +62,49 @@ def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None
     seen_recipes: set[str] = set()
     names: dict[str, str] = {}
     configs = expand_grids(spec.grids)
-    for seed in spec.seeds:  # seed-major: a stopped sweep has whole seeds of the grid done, not a few configurations
-        for config in configs:
-            name = run_name(config, seed)
-            folder = root / name
-            overrides = [
-                *spec.set,
-                *(f"{key}={yaml_text(value)}" for key, value in config.items()),
-                f"training.seed={seed}",
-                f"training.output_dir={json.dumps(str(folder))}",
-            ]
-            try:
-                recipe = load_recipe(spec.recipe, overrides)
-            except RecipeError as err:
-                errors.setdefault(str(err).replace("(from --set)", "(from the sweep)"), []).append(name)
-                continue
-            try:  # what lsr_hf.train.run checks first, before loading data (a dataset without a spec: once loaded)
-                if recipe.data.builtin:
-                    recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
-            except ValueError as err:
-                errors.setdefault(f"{spec.recipe}: loss.{err}", []).append(name)
-                continue
-            identity = recipe_identity(recipe.to_dict(), drop=("training.output_dir",))
-            if identity in seen_recipes:  # same resolved recipe as an earlier run (e.g. a grid repeating a default)
-                continue
-            seen_recipes.add(identity)
-            if name in names and names[name] != identity:
-                raise SweepError(f"{spec.path}: two different runs map to the folder {name!r}; rename a grid value")
-            names[name] = identity
-            command = shlex.join(["python", "scripts/train.py", "--recipe", spec.recipe, *_set_flags(overrides)])
-            runs.append(
-                PlannedRun(
-                    name=name, overrides=dict(config), seed=seed, output_dir=folder, recipe=recipe, command=command
-                )
+    folds: Sequence[int | None] = range(spec.folds) if spec.folds is not None else (None,)
+    # seed-major, then fold: a stopped sweep has whole seeds (all folds) of the grid done, not a few configurations
+    for seed, fold, config in itertools.product(spec.seeds, folds, configs):
+        name = run_name(config, seed, fold)
+        folder = root / name
+        fold_overrides = [f"data.num_folds={spec.folds}", f"data.fold={fold}"] if fold is not None else []
+        overrides = [
+            *spec.set,
+            *(f"{key}={yaml_text(value)}" for key, value in config.items()),
+            *fold_overrides,
+            f"training.seed={seed}",
+            f"training.output_dir={json.dumps(str(folder))}",
+        ]
+        try:
+            recipe = load_recipe(spec.recipe, overrides)
+        except RecipeError as err:
+            errors.setdefault(str(err).replace("(from --set)", "(from the sweep)"), []).append(name)
+            continue
+        try:  # what lsr_hf.train.run checks first, before loading data (a dataset without a spec: once loaded)
+            if recipe.data.builtin:
+                recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
+        except ValueError as err:
+            errors.setdefault(f"{spec.recipe}: loss.{err}", []).append(name)
+            continue
+        identity = recipe_identity(recipe.to_dict(), drop=("training.output_dir",))
+        if identity in seen_recipes:  # same resolved recipe as an earlier run (e.g. a grid repeating a default)
+            continue
+        seen_recipes.add(identity)
+        if name in names and names[name] != identity:
+            raise SweepError(f"{spec.path}: two different runs map to the folder {name!r}; rename a grid value")
+        names[name] = identity
+        command = shlex.join(["python", "scripts/train.py", "--recipe", spec.recipe, *_set_flags(overrides)])
+        runs.append(
+            PlannedRun(
+                name=name,
+                overrides=dict(config),
+                seed=seed,
+                output_dir=folder,
+                recipe=recipe,
+                fold=fold,
+                command=command,
             )
+        )
     if errors:
         lines = [f"{spec.path}: {sum(map(len, errors.values()))} run(s) have an invalid recipe:"]
         for message, failed in errors.items():

@@ -35,6 +35,7 @@ class SweepSpec:
     recipe: str
     output_dir: str
     seeds: tuple[int, ...] = (0,)
+    folds: int | None = None  # k-fold cross-validation: every configuration × seed runs once per fold
     set: tuple[str, ...] = ()
     grids: tuple[dict[str, tuple[Any, ...]], ...] = ()
 
@@ -77,6 +78,13 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
             raise SweepError(f"{shown}: seeds: every seed must be an integer >= 0, got {seed!r}")
     if len(set(seeds)) != len(seeds):
         raise SweepError(f"{shown}: seeds: {seeds} lists a seed twice")
+
+    folds = content.get("folds")
+    if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+        raise SweepError(
+            f"{shown}: folds must be an integer >= 2 (k-fold cross-validation: each run gets data.num_folds=<folds> "
+            f"and one data.fold) or be left out, got {folds!r}"
+        )
 
     fixed = content.get("set", [])
     if not isinstance(fixed, list):
@@ -129,7 +137,13 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
             grids.append(checked)
 
     return SweepSpec(
-        path=shown, recipe=recipe_path, output_dir=output_dir, seeds=tuple(seeds), set=tuple(fixed), grids=tuple(grids)
+        path=shown,
+        recipe=recipe_path,
+        output_dir=output_dir,
+        seeds=tuple(seeds),
+        folds=folds,
+        set=tuple(fixed),
+        grids=tuple(grids),
     )
 
 
@@ -143,7 +157,8 @@ def _check_key(key: str, where: str) -> None:
         raise SweepError(f"{where}: unknown section {section!r}{suggestion}; the sections are {', '.join(SECTIONS)}")
     if key in RUN_OWNED_KEYS:
         raise SweepError(
-            f"{where}: {key} is set by the sweep for each run (output_dir: for the folder, seeds: for the seeds)"
+            f"{where}: {key} is set by the sweep for each run (output_dir: for the folder, seeds: for the seeds, "
+            "folds: for the folds)"
         )
 
 
@@ -186,8 +201,9 @@ def expand_grids(grids: Sequence[Mapping[str, Sequence[Any]]]) -> list[dict[str,
     return configs
 
 
-def run_name(overrides: Mapping[str, Any], seed: int) -> str:
-    """The folder name of one run: ``key=value`` pairs joined by commas, then ``seed=<seed>``.
+def run_name(overrides: Mapping[str, Any], seed: int, fold: int | None = None) -> str:
+    """The folder name of one run: ``key=value`` pairs joined by commas, then ``fold=<fold>`` (k-fold sweeps only)
+    and ``seed=<seed>``.
 
     ``data.name``, ``model.name`` and ``loss.method`` come first, the other keys in alphabetical order, so the name
     does not depend on the order of the sweep file. Characters outside ``[A-Za-z0-9._+-]`` in a value become ``-``
@@ -201,10 +217,11 @@ def run_name(overrides: Mapping[str, Any], seed: int) -> str:
         safe = UNSAFE_NAME_CHARS.sub("-", text)
         sanitised |= safe != text
         parts.append(f"{key}={safe}")
-    parts.append(f"seed={int(seed)}")
+    replicate = ([["fold", int(fold)]] if fold is not None else []) + [["seed", int(seed)]]
+    parts += [f"{key}={value}" for key, value in replicate]
     name = ",".join(parts)
     if sanitised or len(name) > MAX_NAME_LENGTH:
-        identity = json.dumps([[k, yaml_text(overrides[k])] for k in sorted(overrides)] + [["seed", int(seed)]])
+        identity = json.dumps([[k, yaml_text(overrides[k])] for k in sorted(overrides)] + replicate)
         digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:8]
         name = f"{name[: MAX_NAME_LENGTH - 9]}~{digest}"
     return name
