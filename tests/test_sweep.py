@@ -163,7 +163,8 @@ def test_every_recipe_is_checked_before_anything_runs(tmp_path):
         "loss.alpha must be in [0, 1], got 2.0 (from the sweep)  "
         "[2 run(s), e.g. loss.method=lsr_os,loss.alpha=2.0,seed=0]" in text
     )
-    assert "loss.correct_prob must be in [1/K, 1) = [0.1, 1) for K = 10 classes, got 0.05  [2 run(s)" in text
+    assert "loss.correct_prob must be in [1/K, 1) = [0.1, 1) for K = 10 classes, got 0.05 (demo)" in text
+    assert "got 0.05 (demo) (from the sweep)  [2 run(s)" in text
     assert not (tmp_path / "out").exists()
 
 
