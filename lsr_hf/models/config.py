@@ -8,15 +8,14 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lsr_hf.models.modeling_lsr_audio import CLIP_VOTES  # one list for the recipe and the model shipped with a run
+
 # kwargs that the builders set themselves from the other fields or from the data
 RESERVED_TIMM_KWARGS = ("num_classes", "pretrained", "drop_rate", "in_chans")
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-CLIP_VOTES = ("logits", "probabilities")  # model.clip_vote: how an audio clip's segment predictions are combined
 
 
 @dataclass
