@@ -3,7 +3,7 @@
 
     python scripts/sweep.py run sweeps/demo.yaml [--dry-run] [--output-dir DIR]
     python scripts/sweep.py run sweeps/demo.yaml --backend ray [--address ADDR] [--gpus-per-run G] [--cpus-per-run C]
-    python scripts/sweep.py report outputs/sweeps/demo
+    python scripts/sweep.py report outputs/sweeps/demo [--select-by accuracy|nll]
     python scripts/sweep.py repeat sweeps/cifar10_grid.yaml --seeds 1 2 --out sweeps/cifar10_seeds.yaml
 
 ``run`` validates every run's recipe first, then trains the runs that have no results.json yet (a finished run is
@@ -12,7 +12,8 @@ skipped, an interrupted one resumes or restarts), printing k/N, the run name, it
 the other in this process; ``--backend ray`` makes each run a Ray task holding G GPUs and C CPUs, side by side on a
 local Ray instance (this machine) or, with ``--address``, on a running Ray cluster (``pip install 'lsr-hf[ray]'``).
 A failed run is reported with its error (and, on Ray, its log file) while the others go on. ``report`` regenerates
-DIR/results.md, DIR/results.csv and the plots from the finished runs under DIR. ``repeat`` writes stage 2 of a
+DIR/results.md, DIR/results.csv and the plots from the finished runs under DIR; ``--select-by nll`` chooses each
+method's setting by lowest mean validation NLL instead of highest validation accuracy (both: test plays no part). ``repeat`` writes stage 2 of a
 two-stage study: a sweep file that runs, with the given seeds and into the same folder, the setting the report
 chose on validation for each backbone × method among the sweep's finished runs (``lsr_hf/sweep/repeat.py``). The
 sweep-file format is in ``lsr_hf/sweep/__init__.py``.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from lsr_hf.sweep import RayOptions, SweepError, SweepFailure, load_sweep, run_name, run_sweep, write_report
 from lsr_hf.sweep.repeat import repeat_chosen, repeat_sweep_text
+from lsr_hf.sweep.common import DEFAULT_SELECTION, SELECTION_CRITERIA
 from lsr_hf.sweep.ray_backend import MISSING_RAY
 
 
@@ -82,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     repeat_parser.add_argument("--seeds", type=int, nargs="+", required=True, help="The new seeds, e.g. 1 2.")
     repeat_parser.add_argument("--out", required=True, metavar="FILE", help="Where to write the new sweep file.")
     repeat_parser.add_argument("--output-dir", default=None, metavar="DIR", help="Overrides the sweep's output_dir.")
+    for sub_parser in (report_parser, repeat_parser):
+        sub_parser.add_argument(
+            "--select-by", choices=tuple(SELECTION_CRITERIA), default=DEFAULT_SELECTION,
+            help="How a method's setting is chosen on the validation split: highest mean accuracy (default; ties: "
+            "lower NLL) or lowest mean NLL (ties: higher accuracy).",
+        )  # fmt: skip
     args = parser.parse_args(argv)
 
     try:
@@ -98,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                       ray_options=ray_options)
         elif args.command == "repeat":
             sweep = load_sweep(args.sweep)
-            plan = repeat_chosen(sweep, args.output_dir)
+            plan = repeat_chosen(sweep, args.output_dir, args.select_by)
             command = ["python", "scripts/sweep.py", "repeat", args.sweep, "--seeds", *map(str, args.seeds)]
             command += ["--out", args.out] + (["--output-dir", args.output_dir] if args.output_dir else [])
+            command += ["--select-by", args.select_by] if args.select_by != DEFAULT_SELECTION else []
             text = repeat_sweep_text(sweep, plan, args.seeds, args.out, shlex.join(command))
             Path(args.out).write_text(text, encoding="utf-8")
             for setting in plan.chosen:
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
             print(f"wrote {args.out}: {len(plan.chosen)} setting(s) × {len(args.seeds)} seed(s)")
         else:
-            for path in write_report(args.directory):
+            for path in write_report(args.directory, args.select_by):
                 print(f"wrote {path}")
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)

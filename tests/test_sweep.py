@@ -469,7 +469,7 @@ def test_report_tables_hold_mean_and_std_over_seeds(fake_sweep):
     assert ce["n"] == "3" and ce["seeds"] == "0 1 2" and ce["alpha"] == ""  # ce has no loss parameters
     md = (root / "results.md").read_text()
     test_cell = f"{100 * mean:.2f} ± {100 * std:.2f}"
-    row = f"| net_a | ce | — | 1 | 3 | 92.00 ± 2.00 | {test_cell} | 6.00 ± 1.00 | 0.3800 ± 0.0200 | – |"
+    row = f"| net_a | ce | — | 1 | 3 | 92.00 ± 2.00 | 0.3000 ± 0.0000 | {test_cell} | 6.00 ± 1.00 | 0.3800 ± 0.0200 | – |"
     assert row in md
 
 
@@ -485,7 +485,7 @@ def test_report_chooses_the_setting_by_validation_not_test(fake_sweep):
     write_report(root)
     md = (root / "results.md").read_text()
     summary = md.split("## Summary")[1].split("## All configurations")[0]
-    row = "| net_a | lsr_os | α=0.9, τ=2 | 4 | 2 | 96.50 ± 0.71 | 92.50 ± 0.71 | 2.00 ± 0.00 | 0.2500 ± 0.0000 | – |"
+    row = "| net_a | lsr_os | α=0.9, τ=2 | 4 | 2 | 96.50 ± 0.71 | 0.3000 ± 0.0000 | 92.50 ± 0.71 | 2.00 ± 0.00 | 0.2500 ± 0.0000 | – |"
     assert row in summary
     assert "97" not in summary  # the test-best setting (96.50 test) is not what is reported
     with (root / "results.csv").open() as handle:
@@ -500,6 +500,27 @@ def test_validation_ties_are_broken_by_validation_nll(tmp_path):
         fake_run(tmp_path, name, 0, {"method": "lsr_os", "temperature": tau}, "net", metrics)
     (chosen,) = [c for c in summarize_runs(collect_runs(tmp_path)) if c.selected]
     assert chosen.params["loss.temperature"] == 8.0 and chosen.n_settings == 2
+
+
+def test_select_by_nll_picks_the_lowest_validation_nll_and_the_report_says_so(tmp_path):
+    # (val acc, val NLL): τ=2 wins on accuracy, τ=8 on NLL; the τ=4 tie on NLL with τ=8 goes to the higher accuracy
+    for name, tau, acc, nll in [("t2", 2.0, 0.95, 0.40), ("t4", 4.0, 0.85, 0.20), ("t8", 8.0, 0.90, 0.20)]:
+        metrics = {"eval_accuracy": acc, "eval_nll": nll, "test_accuracy": 0.9, "test_ece": 0.1, "test_nll": 0.3}
+        fake_run(tmp_path, name, 0, {"method": "lsr_os", "temperature": tau}, "net", metrics)
+    records = collect_runs(tmp_path)
+    by_accuracy = [c for c in summarize_runs(records) if c.selected]
+    by_nll = [c for c in summarize_runs(records, select_by="nll") if c.selected]
+    assert [c.params["loss.temperature"] for c in by_accuracy] == [2.0]
+    assert [c.params["loss.temperature"] for c in by_nll] == [8.0]
+    write_report(tmp_path, select_by="nll")
+    text = (tmp_path / "results.md").read_text()
+    assert "chosen by mean validation NLL** over the seeds" in text and "--select-by nll" in text
+    with (tmp_path / "results.csv").open() as handle:
+        rows = {r["temperature"]: r for r in csv.DictReader(handle)}
+    assert rows["8.0"]["selected"] == "True" and rows["2.0"]["selected"] == "False"
+    assert float(rows["4.0"]["val_nll_mean"]) == pytest.approx(0.20)
+    with pytest.raises(SweepError, match="select_by must be one of accuracy, nll, got 'ece'"):
+        write_report(tmp_path, select_by="ece")
 
 
 def test_report_plots(fake_sweep):
@@ -534,7 +555,7 @@ def test_seconds_per_epoch_column(tmp_path):
     with (tmp_path / "results.csv").open() as handle:
         rows = {r["backbone"]: r for r in csv.DictReader(handle)}
     assert rows["net_b"]["seconds_per_epoch_mean"] == "10.0" and rows["net_c"]["seconds_per_epoch_mean"] == ""
-    assert "| net_a | ce | — | 1 | 1 | 90.00 | 90.00 | 10.00 | 0.3000 | 12.5 |" in (tmp_path / "results.md").read_text()
+    assert "| net_a | ce | — | 1 | 1 | 90.00 | 0.3000 | 90.00 | 10.00 | 0.3000 | 12.5 |" in (tmp_path / "results.md").read_text()
 
 
 def test_runs_of_an_older_version_group_with_newer_ones(tmp_path):

@@ -6,6 +6,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from lsr_hf.recipe import flatten_recipe
@@ -34,12 +35,41 @@ PARAM_SYMBOLS = {
 # (results.json metric, CSV column stem, Markdown header, scale for Markdown, decimals)
 METRICS = (
     ("eval_accuracy", "val_accuracy", "val acc (%)", 100.0, 2),
+    ("eval_nll", "val_nll", "val NLL", 1.0, 4),
     ("test_accuracy", "test_accuracy", "test acc (%)", 100.0, 2),
     ("test_ece", "test_ece", "test ECE (%)", 100.0, 2),
     ("test_nll", "test_nll", "test NLL", 1.0, 4),
     ("train_seconds_per_epoch", "seconds_per_epoch", "s/epoch", 1.0, 1),
 )
-STAT_METRICS = (*(m[0] for m in METRICS), "eval_nll")  # eval_nll breaks ties in the selection
+STAT_METRICS = tuple(m[0] for m in METRICS)
+
+
+@dataclass(frozen=True)
+class SelectionCriterion:
+    """How a method's setting is chosen on the validation split: ``metric`` (a results.json key), better when
+    higher or lower, the other metric that breaks ties, and the words the report and plots use."""
+
+    metric: str
+    higher_is_better: bool
+    tie_break: str
+    words: str  # "mean validation accuracy"
+    label: str  # colour-bar label of the heatmaps
+    scale: float  # for the heatmaps' cells
+
+
+SELECTION_CRITERIA = {
+    "accuracy": SelectionCriterion("eval_accuracy", True, "eval_nll", "mean validation accuracy",
+                                   "validation accuracy (%)", 100.0),
+    "nll": SelectionCriterion("eval_nll", False, "eval_accuracy", "mean validation NLL", "validation NLL (nats)", 1.0),
+}  # fmt: skip
+DEFAULT_SELECTION = "accuracy"
+
+
+def selection_criterion(select_by: str) -> SelectionCriterion:
+    """The criterion named ``select_by`` (a key of ``SELECTION_CRITERIA``); a SweepError names the choices."""
+    if select_by not in SELECTION_CRITERIA:
+        raise SweepError(f"select_by must be one of {', '.join(SELECTION_CRITERIA)}, got {select_by!r}")
+    return SELECTION_CRITERIA[select_by]
 # recipe entries that differ between the runs of one configuration, or that do not change what is trained
 BOOKKEEPING_KEYS = ("training.output_dir", "training.seed", "data.fold", "training.logging_dir", "training.run_name")
 BOOKKEEPING_SECTIONS = ("hub",)

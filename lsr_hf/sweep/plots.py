@@ -1,4 +1,4 @@
-"""The sweep plots: (α, τ) accuracy heat-maps and reliability diagrams (matplotlib, Agg backend)."""
+"""The sweep plots: (α, τ) heat-maps of the validation metric and reliability diagrams (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 
 from lsr_hf.sweep.common import (
+    DEFAULT_SELECTION,
     HEATMAP_METHODS,
     PARAM_SYMBOLS,
     RELIABILITY_BINS,
     UNSAFE_NAME_CHARS,
     compact_value,
+    selection_criterion,
     sort_key,
 )
 from lsr_hf.sweep.results import ConfigResult, seed_mean, shared_seeds
@@ -36,7 +38,12 @@ def _new_figure(width: float, height: float) -> Any:
     return figure
 
 
-def write_heatmaps(root: Path, configs: Sequence[ConfigResult], several_datasets: bool) -> list[Path]:
+def write_heatmaps(
+    root: Path, configs: Sequence[ConfigResult], several_datasets: bool, select_by: str = DEFAULT_SELECTION
+) -> list[Path]:
+    """One heatmap per method with an (α, τ) grid: the validation metric the selection uses (``select_by``), mean
+    over the seeds every setting has, the chosen setting outlined."""
+    criterion = selection_criterion(select_by)
     groups: dict[tuple[str, str, str], list[ConfigResult]] = {}
     for config in configs:
         if config.method in HEATMAP_METHODS:
@@ -58,7 +65,7 @@ def write_heatmaps(root: Path, configs: Sequence[ConfigResult], several_datasets
         seeds = shared_seeds(group)
         for c in group:
             i, j = alphas.index(c.params.get("loss.alpha")), taus.index(c.params.get("loss.temperature"))
-            grids[panel_of[id(c)]][i, j] = seed_mean(c, "eval_accuracy", seeds) * 100.0
+            grids[panel_of[id(c)]][i, j] = seed_mean(c, criterion.metric, seeds) * criterion.scale
             if c.selected:
                 chosen = (panel_of[id(c)], i, j)
         values = np.concatenate([g.ravel() for g in grids.values()])
@@ -73,7 +80,7 @@ def write_heatmaps(root: Path, configs: Sequence[ConfigResult], several_datasets
         image = None
         for ax, panel in zip(axes, panels):
             grid = grids[panel]
-            image = ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
+            image = ax.imshow(grid, cmap="viridis" if criterion.higher_is_better else "viridis_r", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
             ax.set_xticks(range(len(taus)), [compact_value(t) for t in taus])
             ax.set_yticks(range(len(alphas)), [compact_value(a) for a in alphas])
             ax.set_xlabel("τ (temperature)")
@@ -85,19 +92,19 @@ def write_heatmaps(root: Path, configs: Sequence[ConfigResult], several_datasets
                 for j in range(len(taus)):
                     if np.isfinite(grid[i, j]):
                         dark = (grid[i, j] - vmin) / (vmax - vmin) < 0.5
-                        ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                        ax.text(j, i, f"{grid[i, j]:.1f}" if criterion.scale != 1.0 else f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
                                 color="white" if dark else "black")  # fmt: skip
             if chosen is not None and chosen[0] == panel:
                 from matplotlib.patches import Rectangle
 
                 ax.add_patch(Rectangle((chosen[2] - 0.5, chosen[1] - 0.5), 1, 1, fill=False, edgecolor="red", lw=2))
         figure.suptitle(
-            f"{method} on {backbone} ({dataset}): mean validation accuracy (%) over seeds\n"
-            "red box: the chosen setting (highest validation accuracy)",
+            f"{method} on {backbone} ({dataset}): {criterion.words} over seeds\n"
+            f"red box: the chosen setting ({'highest' if criterion.higher_is_better else 'lowest'})",
             fontsize=9,
         )
         if image is not None:
-            figure.colorbar(image, ax=list(axes), shrink=0.9, label="validation accuracy (%)")
+            figure.colorbar(image, ax=list(axes), shrink=0.9, label=criterion.label)
         path = root / _plot_name("heatmap", dataset, [method, backbone], several_datasets)
         figure.savefig(path, dpi=110)
         written.append(path)

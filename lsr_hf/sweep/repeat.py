@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsr_hf.sweep.common import SweepError
+from lsr_hf.sweep.common import DEFAULT_SELECTION, SweepError
 from lsr_hf.sweep.results import collect_runs, select_by_validation, summarize_runs
 from lsr_hf.sweep.run import plan_sweep
 from lsr_hf.sweep.spec import SweepSpec, yaml_text
@@ -39,9 +39,12 @@ class RepeatPlan:
     unfinished: list[str] = field(default_factory=list)  # run names of stage 1 without results.json
 
 
-def repeat_chosen(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None) -> RepeatPlan:
-    """The configurations of ``spec`` (stage 1) chosen on validation, from its finished runs under ``output_dir``
-    (default: the sweep's own). Raises :class:`SweepError` when no run of the sweep has finished."""
+def repeat_chosen(
+    spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None, select_by: str = DEFAULT_SELECTION
+) -> RepeatPlan:
+    """The configurations of ``spec`` (stage 1) chosen on validation (by ``select_by``, as the report chooses),
+    from its finished runs under ``output_dir`` (default: the sweep's own). Raises :class:`SweepError` when no run
+    of the sweep has finished."""
     planned = plan_sweep(spec, output_dir)
     by_folder = {p.output_dir.resolve(): p for p in planned}
     root = Path(output_dir if output_dir is not None else spec.output_dir)
@@ -50,7 +53,7 @@ def repeat_chosen(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = N
         raise SweepError(f"{spec.path}: no run of this sweep has finished under {root}: nothing to choose from")
     order = {p.output_dir.resolve(): i for i, p in enumerate(planned)}
     chosen = []
-    for config, candidates in select_by_validation(summarize_runs(records)).values():
+    for config, candidates in select_by_validation(summarize_runs(records, select_by), select_by).values():
         first = min(config.runs, key=lambda r: order[r.folder.resolve()])
         planned_run = by_folder[first.folder.resolve()]
         chosen.append((order[first.folder.resolve()], ChosenSetting(

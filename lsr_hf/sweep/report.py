@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.sweep.across import AcrossRow, across_backbones
-from lsr_hf.sweep.common import LOSS_PARAMS, METRICS, SweepError, compact_value
+from lsr_hf.sweep.common import (
+    DEFAULT_SELECTION,
+    LOSS_PARAMS,
+    METRICS,
+    SweepError,
+    compact_value,
+    selection_criterion,
+)
 from lsr_hf.sweep.folds import VOTES, PooledRow, pooled_rows
 from lsr_hf.sweep.paired import PAIRED_METRICS, PairedRow, paired_differences
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
@@ -20,14 +27,15 @@ from lsr_hf.sweep.transfer import TransferRow, summarize_transfer, transfer_rows
 from lsr_hf.train import RESULTS_FILE
 
 
-def write_report(directory: str | os.PathLike[str]) -> list[Path]:
+def write_report(directory: str | os.PathLike[str], select_by: str = DEFAULT_SELECTION) -> list[Path]:
     """Regenerates the report of every finished run under ``directory`` (from ``results.json`` and
     ``test_predictions.npz`` alone) and returns the paths written:
 
     * ``results.csv``: one row per configuration (runs equal up to seed): dataset, backbone, method, setting, the
       loss parameters the method uses, any other recipe keys that differ between configurations, n, seeds, mean and
       sample std (ddof = 1) of validation accuracy, test accuracy, test ECE and test NLL (fractions, nats),
-      ``selected`` (the setting chosen for its method × backbone by mean validation accuracy), ``n_settings`` and the
+      ``selected`` (the setting chosen for its method × backbone on validation, by ``select_by``: "accuracy", the
+      default, or "nll"; see :func:`lsr_hf.sweep.results.select_by_validation`), ``n_settings`` and the
       run folders.
     * ``results.md``: the summary (one row per method × backbone: the validation-selected setting and its test
       numbers), the backbone recipes (recipe keys set per backbone, e.g. its optimizer; see
@@ -38,7 +46,7 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     * for a k-fold sweep, a "Pooled over folds" section in ``results.md``: each seed's test predictions of all k
       folds scored as one set, per clip vote for audio (:mod:`lsr_hf.sweep.folds`).
     * ``heatmap_<method>_<backbone>.png`` for lsr_os, lsr_os_tc and kd when their (α, τ) grid has at least two
-      points: mean validation accuracy (what the selection uses, over the seeds every setting has) over α (rows) ×
+      points: the validation metric the selection uses (mean over the seeds every setting has) over α (rows) ×
       τ (columns), one panel per value of the other parameters (lsr_os_tc:
       one panel per correct_prob a), the validation-selected setting outlined; skipped without (α, τ) variation.
     * ``transfer.csv`` (when a method was swept on several backbones): for each method, source backbone and target
@@ -53,12 +61,13 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     Plots left by an earlier report (``heatmap_*.png``, ``reliability_*.png`` in ``directory``) are replaced.
     Plots need matplotlib (the ``plots`` extra); without it the tables are still written.
     """
+    selection_criterion(select_by)  # an unknown criterion fails before any file is read
     root = Path(directory)
     records = collect_runs(root)
     if not records:
         raise SweepError(f"{root}: no {RESULTS_FILE} found under this folder (no finished runs)")
-    configs = summarize_runs(records)
-    transfers = transfer_rows(configs)
+    configs = summarize_runs(records, select_by)
+    transfers = transfer_rows(configs, select_by)
     written = [_write_csv(root / "results.csv", root, configs)]
     stale_transfer = root / "transfer.csv"
     if transfers:
@@ -75,9 +84,11 @@ def write_report(directory: str | os.PathLike[str]) -> list[Path]:
     else:
         plots_note = ""
         several = len({c.dataset for c in configs}) > 1
-        plots += write_heatmaps(root, configs, several)
+        plots += write_heatmaps(root, configs, several, select_by)
         plots += write_reliability(root, configs, several)
-    written.append(_write_markdown(root / "results.md", root, records, configs, transfers, plots, plots_note))
+    written.append(
+        _write_markdown(root / "results.md", root, records, configs, transfers, plots, plots_note, select_by)
+    )
     return written + plots
 
 
@@ -190,7 +201,13 @@ def _write_markdown(
     transfers: Sequence[TransferRow],
     plots: Sequence[Path],
     plots_note: str,
+    select_by: str = DEFAULT_SELECTION,
 ) -> Path:
+    criterion = selection_criterion(select_by)
+    tie_words = "higher validation accuracy" if criterion.tie_break == "eval_accuracy" else "lower validation NLL"
+    regenerate = f"python scripts/sweep.py report {root}"
+    if select_by != DEFAULT_SELECTION:
+        regenerate += f" --select-by {select_by}"
     several = len({c.dataset for c in configs}) > 1
     lead = ["dataset"] if several else []
     metric_headers = [header for _, _, header, *_ in METRICS]
@@ -203,12 +220,12 @@ def _write_markdown(
         f"({minutes:.0f} min of run time in all). Each cell is the mean ± sample standard deviation over the n runs "
         "(seeds) of a configuration; accuracies and ECE (15 equal-width bins) in %, NLL in nats, s/epoch: seconds "
         "of training per epoch (evaluation excluded). "
-        "Regenerate with `python scripts/sweep.py report " + str(root) + "`.",
+        f"Regenerate with `{regenerate}`.",
         "",
         "## Summary",
         "",
         "One row per method and backbone. Where a method was run with several settings, the setting is **chosen by "
-        "mean validation accuracy** over the seeds every setting was run with (ties: lower validation NLL) and its "
+        f"{criterion.words}** over the seeds every setting was run with (ties: {tie_words}) and its "
         "test numbers, over all its seeds, are reported; the test split plays no part in the choice.",
         "",
         _md_row([*lead, "backbone", "method", "chosen setting", "of", "n", *metric_headers]),

@@ -13,17 +13,20 @@ from typing import Any, NamedTuple
 
 from lsr_hf.sweep.common import (
     BOOKKEEPING_KEYS,
+    DEFAULT_SELECTION,
     BOOKKEEPING_SECTIONS,
     LOSS_PARAMS,
     METHOD_ORDER,
     METHOD_PARAMS,
     PARAM_SYMBOLS,
     STAT_METRICS,
+    SelectionCriterion,
     SweepError,
     compact_value,
     is_number,
     recipe_view,
     sort_key,
+    selection_criterion,
 )
 from lsr_hf.train import RESULTS_FILE
 
@@ -139,10 +142,10 @@ class ConfigResult:
         return self.stats.get(metric, (float("nan"), float("nan")))[0]
 
 
-def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
+def summarize_runs(records: Sequence[RunRecord], select_by: str = DEFAULT_SELECTION) -> list[ConfigResult]:
     """Groups runs that differ only in their seed (and folder) and computes the mean and the sample standard
     deviation (ddof = 1; NaN for a single run) of each metric over the group; marks the configuration that
-    :func:`select_by_validation` chooses for each method × backbone × dataset.
+    :func:`select_by_validation` chooses for each method × backbone × dataset (by ``select_by``).
 
     A recipe key outside ``loss`` whose value differs between configurations is either part of the compared
     setting (``params``; it varies among the configurations of some backbone, e.g. a swept number of epochs) or
@@ -200,7 +203,7 @@ def summarize_runs(records: Sequence[RunRecord]) -> list[ConfigResult]:
             )
         )
     configs.sort(key=_config_order)
-    for chosen, candidates in select_by_validation(configs).values():
+    for chosen, candidates in select_by_validation(configs, select_by).values():
         chosen.selected = True
         for config in candidates:
             config.n_settings = len(candidates)
@@ -221,16 +224,18 @@ def _version_keys(views: Sequence[dict[str, Any]]) -> set[str]:
 
 
 def select_by_validation(
-    configs: Iterable[ConfigResult],
+    configs: Iterable[ConfigResult], select_by: str = DEFAULT_SELECTION
 ) -> dict[tuple[str, str, str], tuple[ConfigResult, list[ConfigResult]]]:
-    """For each (dataset, backbone, method): the configuration with the highest mean validation accuracy
-    (``eval_accuracy``; ties → lower mean validation NLL, then the first in order), and all its candidates.
+    """For each (dataset, backbone, method): the configuration with the best mean validation score, and all its
+    candidates. ``select_by="accuracy"`` (the default): highest mean ``eval_accuracy``, ties → lower mean
+    ``eval_nll``; ``"nll"``: lowest mean ``eval_nll``, ties → higher accuracy; then the first in order.
     Test metrics play no part in the choice.
 
     The means are taken over the seeds that every candidate was run with (all seeds where they share none), so a
     setting repeated with more seeds after it was chosen (a grid at one seed, then the chosen settings at more)
     competes on the same footing as before and the choice does not move.
     """
+    criterion = selection_criterion(select_by)
     by_key: dict[tuple[str, str, str], list[ConfigResult]] = {}
     for config in configs:
         by_key.setdefault((config.dataset, config.backbone, config.method), []).append(config)
@@ -238,7 +243,7 @@ def select_by_validation(
     out = {}
     for key, candidates in by_key.items():
         seeds = shared_seeds(candidates)
-        best = min(range(len(candidates)), key=lambda i: (validation_score(candidates[i], seeds), i))
+        best = min(range(len(candidates)), key=lambda i: (validation_score(candidates[i], seeds, criterion), i))
         out[key] = (candidates[best], candidates)
     return out
 
@@ -261,10 +266,15 @@ def seed_mean(config: ConfigResult, metric: str, seeds: set[Any] | None = None) 
     return statistics.fmean(values) if values else float("nan")
 
 
-def validation_score(config: ConfigResult, seeds: set[Any] | None = None) -> tuple[float, float]:
-    """Sort key of the selection: (−mean validation accuracy, mean validation NLL), missing values last."""
-    accuracy, nll = seed_mean(config, "eval_accuracy", seeds), seed_mean(config, "eval_nll", seeds)
-    return (-accuracy if math.isfinite(accuracy) else math.inf, nll if math.isfinite(nll) else math.inf)
+def validation_score(
+    config: ConfigResult, seeds: set[Any] | None = None, criterion: SelectionCriterion | None = None
+) -> tuple[float, float]:
+    """Sort key of the selection (lower is better): the criterion's metric, then its tie-break metric, each negated
+    where higher is better; missing values last. Default criterion: validation accuracy, then validation NLL."""
+    criterion = criterion or selection_criterion(DEFAULT_SELECTION)
+    primary, tie = seed_mean(config, criterion.metric, seeds), seed_mean(config, criterion.tie_break, seeds)
+    sign = -1.0 if criterion.higher_is_better else 1.0
+    return (sign * primary if math.isfinite(primary) else math.inf, -sign * tie if math.isfinite(tie) else math.inf)
 
 
 def _config_order(config: ConfigResult) -> tuple[Any, ...]:

@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lsr_hf.sweep.common import DEFAULT_SELECTION
 from lsr_hf.sweep.results import ConfigResult, seed_mean, select_by_validation, shared_seeds
 
 
@@ -37,10 +38,10 @@ class TransferRow:
         return self.own_accuracy - self.transferred_accuracy
 
 
-def transfer_rows(configs: Sequence[ConfigResult]) -> list[TransferRow]:
+def transfer_rows(configs: Sequence[ConfigResult], select_by: str = DEFAULT_SELECTION) -> list[TransferRow]:
     """Every (method, source, target) pair of one dataset where the method has ≥ 2 settings on the source and the
     source's chosen setting was also run on the target; ordered as ``configs`` (method, then backbone)."""
-    selections = select_by_validation(configs)
+    selections = select_by_validation(configs, select_by)
     rows = []
     for (dataset, source, method), (chosen, candidates) in selections.items():
         if len(candidates) < 2:
