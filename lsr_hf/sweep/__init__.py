@@ -55,7 +55,9 @@ from lsr_hf.sweep.results import (
     summarize_runs,
 )
 from lsr_hf.sweep.ray_backend import RayOptions
-from lsr_hf.sweep.run import PlannedRun, SweepFailure, SweepProgress, plan_sweep, run_sweep
+from lsr_hf.sweep.execute import SweepFailure, SweepProgress
+from lsr_hf.sweep.plan import PlannedRun, plan_sweep
+from lsr_hf.sweep.run import run_sweep
 from lsr_hf.sweep.spec import SweepSpec, expand_grids, load_sweep, run_name
 
 __all__ = [

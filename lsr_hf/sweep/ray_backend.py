@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsr_hf.sweep.common import SweepError
-from lsr_hf.sweep.run import PlannedRun, error_line, train_planned
+from lsr_hf.sweep.execute import error_line, train_planned
+from lsr_hf.sweep.plan import PlannedRun
 
 if TYPE_CHECKING:
-    from lsr_hf.sweep.run import SweepProgress
+    from lsr_hf.sweep.execute import SweepProgress
 
 LOG_FILE = "train.log"  # in each run's folder
 MISSING_RAY = "the Ray backend needs ray: pip install 'lsr-hf[ray]' (or pip install ray)"
@@ -152,7 +153,7 @@ def _resources(ray: Any, options: RayOptions, local: bool, echo: Any) -> tuple[f
 
 def _train_in_worker(planned: PlannedRun, log_path: str, workdir: str, callbacks: Sequence[Any]) -> dict[str, Any]:
     """One run, in a Ray worker: in ``workdir``, with the output (file descriptors 1 and 2) appended to
-    ``log_path``, :func:`lsr_hf.sweep.run.train_planned`. A failed run's traceback goes to the log and its exception
+    ``log_path``, :func:`lsr_hf.sweep.execute.train_planned`. A failed run's traceback goes to the log and its exception
     to the caller. The worker's directory and output are restored afterwards (a CPU worker may run further tasks)."""
     if not os.path.isdir(workdir):
         raise RuntimeError(

@@ -18,7 +18,7 @@ from typing import Any
 
 from lsr_hf.sweep.common import DEFAULT_SELECTION, SweepError
 from lsr_hf.sweep.results import collect_runs, select_by_validation, summarize_runs
-from lsr_hf.sweep.run import plan_sweep
+from lsr_hf.sweep.plan import plan_sweep
 from lsr_hf.sweep.spec import SweepSpec, yaml_text
 
 

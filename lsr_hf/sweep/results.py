@@ -28,7 +28,7 @@ from lsr_hf.sweep.common import (
     sort_key,
     selection_criterion,
 )
-from lsr_hf.train import RESULTS_FILE
+from lsr_hf.outputs import RESULTS_FILE
 
 
 class Replicate(NamedTuple):
