@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lsr_hf.metrics.functional import (
+    ECE_BINS,
     accuracy,
     expected_calibration_error,
     negative_log_likelihood,
@@ -42,7 +43,7 @@ MODULES_DIR = Path(__file__).resolve().parent / "modules"
 _FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": accuracy,
     "top5_accuracy": partial(top_k_accuracy, k=5),
-    "ece": partial(expected_calibration_error, n_bins=15),
+    "ece": partial(expected_calibration_error, n_bins=ECE_BINS),
     "nll": negative_log_likelihood,
 }
 

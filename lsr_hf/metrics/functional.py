@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+ECE_BINS = 15  # equal-width confidence bins of every ECE and reliability diagram the project reports
+
 IGNORE_INDEX = -100
 
 __all__ = [
@@ -107,7 +109,7 @@ def top_k_accuracy(logits: ArrayLike, labels: ArrayLike, k: int = 5) -> float:
     return float(np.mean(_label_rank(z, y) < k_eff))
 
 
-def expected_calibration_error(logits: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
+def expected_calibration_error(logits: ArrayLike, labels: ArrayLike, n_bins: int = ECE_BINS) -> float:
     """Expected calibration error with equal-width confidence bins (Naeini et al. 2015; Guo et al. 2017).
 
     With conf_i = max_k softmax(z_i)_k, ŷ_i = argmax_k z_ik and the M labelled rows split into bins
@@ -128,7 +130,7 @@ def expected_calibration_error(logits: ArrayLike, labels: ArrayLike, n_bins: int
 
 
 def reliability_bins(
-    logits: ArrayLike, labels: ArrayLike, n_bins: int = 15
+    logits: ArrayLike, labels: ArrayLike, n_bins: int = ECE_BINS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bin statistics of a reliability diagram, with the bins of :func:`expected_calibration_error`.
 

@@ -74,7 +74,6 @@ def selection_criterion(select_by: str) -> SelectionCriterion:
 BOOKKEEPING_KEYS = ("training.output_dir", "training.seed", "data.fold", "training.logging_dir", "training.run_name")
 BOOKKEEPING_SECTIONS = ("hub",)
 HEATMAP_METHODS = ("lsr_os", "lsr_os_tc", "kd")
-RELIABILITY_BINS = 15
 
 
 class SweepError(ValueError):

@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lsr_hf.metrics.functional import accuracy, expected_calibration_error, negative_log_likelihood
+from lsr_hf.metrics.functional import ECE_BINS, accuracy, expected_calibration_error, negative_log_likelihood
 from lsr_hf.models.audio import clip_logits
 from lsr_hf.outputs import PREDICTIONS_FILE
-from lsr_hf.sweep.common import RELIABILITY_BINS
 from lsr_hf.sweep.results import ConfigResult
 
 VOTES = ("logits", "probabilities", "segments")
@@ -44,10 +43,10 @@ class PooledRow:
 
 
 def pooled_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, ECE (``RELIABILITY_BINS`` bins) and NLL of predictions ``logits`` (N, K) for ``labels`` (N,)."""
+    """Accuracy, ECE (``ECE_BINS`` bins) and NLL of predictions ``logits`` (N, K) for ``labels`` (N,)."""
     return {
         "accuracy": accuracy(logits, labels),
-        "ece": expected_calibration_error(logits, labels, n_bins=RELIABILITY_BINS),
+        "ece": expected_calibration_error(logits, labels, n_bins=ECE_BINS),
         "nll": negative_log_likelihood(logits, labels),
     }
 

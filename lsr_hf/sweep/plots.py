@@ -13,7 +13,6 @@ from lsr_hf.sweep.common import (
     DEFAULT_SELECTION,
     HEATMAP_METHODS,
     PARAM_SYMBOLS,
-    RELIABILITY_BINS,
     UNSAFE_NAME_CHARS,
     compact_value,
     selection_criterion,
@@ -126,7 +125,7 @@ def _pooled_predictions(config: ConfigResult) -> tuple[np.ndarray, np.ndarray] |
 
 
 def write_reliability(root: Path, configs: Sequence[ConfigResult], several_datasets: bool) -> list[Path]:
-    from lsr_hf.metrics.functional import expected_calibration_error, reliability_bins
+    from lsr_hf.metrics.functional import ECE_BINS, expected_calibration_error, reliability_bins
 
     by_backbone: dict[tuple[str, str], list[ConfigResult]] = {}
     for config in configs:
@@ -139,8 +138,8 @@ def write_reliability(root: Path, configs: Sequence[ConfigResult], several_datas
             pooled = _pooled_predictions(config)
             if pooled is None:
                 continue
-            confidence, accuracy, count = reliability_bins(*pooled, n_bins=RELIABILITY_BINS)
-            ece = expected_calibration_error(*pooled, n_bins=RELIABILITY_BINS)
+            confidence, accuracy, count = reliability_bins(*pooled, n_bins=ECE_BINS)
+            ece = expected_calibration_error(*pooled, n_bins=ECE_BINS)
             full = count > 0
             curves.append((config, confidence[full], accuracy[full], count[full] / count.sum(), ece))
         if not curves:
@@ -159,7 +158,7 @@ def write_reliability(root: Path, configs: Sequence[ConfigResult], several_datas
         ax.set_ylabel("accuracy in the bin")
         ax.set_title(
             f"{backbone} ({dataset}): test reliability, seeds pooled\n"
-            f"{RELIABILITY_BINS} equal-width bins, marker area ∝ share of predictions in the bin",
+            f"{ECE_BINS} equal-width bins, marker area ∝ share of predictions in the bin",
             fontsize=9,
         )
         ax.legend(fontsize=7, loc="lower right")

@@ -8,7 +8,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from lsr_hf.metrics.functional import expected_calibration_error
+from lsr_hf.metrics.functional import ECE_BINS, expected_calibration_error
 
 _DESCRIPTION = (
     "Expected calibration error with equal-width bins on the max-softmax confidence conf_i = max_k softmax(z_i)_k: "
@@ -54,6 +54,6 @@ class ExpectedCalibrationError(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, n_bins: int = 15) -> dict:
+    def _compute(self, predictions, references, n_bins: int = ECE_BINS) -> dict:
         logits = np.asarray(predictions, dtype=np.float64)
         return {"ece": expected_calibration_error(logits, np.asarray(references), n_bins=n_bins)}
