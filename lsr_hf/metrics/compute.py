@@ -1,18 +1,16 @@
 """The ``compute_metrics`` callable for Trainer, and offline loading of the local ``evaluate`` modules.
 
 ``build_compute_metrics(names)`` returns ``compute_metrics(eval_pred) -> {name: float}`` with the keys ``accuracy``,
-``top5_accuracy``, ``ece`` (15 equal-width bins) and ``nll`` (see :mod:`lsr_hf.metrics.functional` for the formulas);
+``top5_accuracy``, ``ece`` (``ECE_BINS`` equal-width bins) and ``nll`` (see :mod:`lsr_hf.metrics.functional` for the formulas);
 Trainer prefixes them with ``eval_``. Clip-level accuracy for GTZAN needs nothing special here: the audio model
 already returns segment-averaged clip logits at evaluation.
 
 Two backends give the same numbers (the tests check it):
 
-* ``"functional"`` (default) calls the numpy functions directly: a few milliseconds for a 10,000 × 100 evaluation set
-  and no copies of the logits;
+* ``"functional"`` (default) calls the numpy functions directly, on the logits as they are (no copies);
 * ``"evaluate"`` goes through the local ``evaluate`` modules, loaded once by path (offline, in memory) when the
   callable is built. ``evaluate`` stores the logits in Arrow and hands them back as nested Python lists (one
-  Python float per logit): about 0.35 s per metric for 10,000 × 100 logits on this project's CPU dev machine
-  (measured), against ~5 ms for the function, so it is the slower choice for large evaluation sets.
+  Python float per logit), so it is the slower choice for large evaluation sets (measured: docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
