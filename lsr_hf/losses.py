@@ -23,6 +23,22 @@ and the loss needs only ``lse(z)``, ``lse(z/τ)``, ``z_c`` and ``S``: no B×K te
 Its gradient is ∂L/∂z = (1-α)(p - y) + α·w/τ·(p_τ - q). Everything is computed in float32 (bf16/fp16 logits are
 upcast; float64 stays float64) with log-sum-exp, so the loss stays finite for |z| up to 1e4.
 
+**Soft targets** (mixup, CutMix, timm's ``mixup_target`` with or without smoothing, any user soft label): labels may
+be a (B, K) float tensor y whose rows are probability vectors (y ≥ 0, Σ_k y_k = 1) instead of (B,) class ids. Every
+hand-made teacher is affine in the one-hot label, q^{(c)} = b + (a − b)·e_c, so the teacher of a soft label is the
+y-mixture of the per-class teachers, q(y) = Σ_c y_c·q^{(c)} = b + (a − b)·y (uniform for ``lsr``/``lsr_os``; the
+code uses b·Σ_k y_k + (a − b)·y: the same for rows summing to 1, the literal mixture for rows off by rounding), and
+
+    CE(y, p)     = −Σ_k y_k log p_k
+    KL(q(y)‖p_τ) = Σ_k q_k log q_k − b·Σ_k log p_τ,k − (a − b)·Σ_k y_k log p_τ,k
+    ∂L/∂z        = (1 − α)·((Σ_k y_k)·p − y) + α·w/τ·((Σ_k q_k)·p_τ − q(y))     (Σ y = Σ q = 1: the hard formula)
+
+still O(B·K), no loop over the batch. The gradient is affine in y, so for a mixup target y = λ·e_i + (1−λ)·e_j it is
+exactly λ·(gradient for label i) + (1−λ)·(gradient for label j); the loss differs from that λ-mix of the two hard
+losses only by a constant in z (the teacher entropy term), which keeps KL ≥ 0 with 0 exactly at p_τ = q(y).
+``ce`` and ``kd`` take the same CE; ``kd``'s teacher comes from its logits and does not depend on y.
+A one-hot y gives the hard-label loss and gradient (up to rounding).
+
 This module imports nothing from the rest of the package, except ``lsr_hf.fused_loss`` (the optional Triton
 kernels) when ``OSTCConfig.use_triton_kernel`` asks for it.
 """
@@ -43,6 +59,7 @@ METHODS = ("ce", "lsr", "tfkd", "lsr_os", "lsr_os_tc", "kd")
 SMOOTHING_METHODS = ("lsr", "tfkd", "lsr_os", "lsr_os_tc")
 TFKD_CORRECT_PROB = 0.99  # p_d(c) of Tf-KD_reg's hand-made teacher before its temperature softmax (Yuan et al.)
 IGNORE_INDEX = -100  # labels equal to this are skipped, as in F.cross_entropy
+SOFT_LABEL_TOLERANCE = 1e-3  # |Σ_k y_k − 1| allowed for a soft-target row (half-precision or summed-up targets)
 
 
 def _check_number(name: str, value: Any) -> float:
@@ -87,7 +104,8 @@ class OSTCConfig:
         metadata={
             "help": "Run lsr, tfkd, lsr_os and lsr_os_tc as one fused Triton kernel forward and one backward on CUDA "
             "(lsr_hf.fused_loss; same values, checked against float64 under Triton's interpreter). Needs triton; "
-            "CPU tensors always take the torch version. Off by default until it is measured on a GPU."
+            "CPU tensors always take the torch version. Class ids and soft (B, K) targets both have a kernel. Off by "
+            "default until it is measured on a GPU."
         },
     )
 
@@ -214,6 +232,58 @@ class _TwoValuedObjective(torch.autograd.Function):
         return grad, None, None, None, None, None, None, None
 
 
+class _SoftTwoValuedObjective(torch.autograd.Function):
+    """``_TwoValuedObjective`` for soft targets y (B, K) (rows ≥ 0 summing to 1; every row counts, m_i = 1): the
+    reduced objective ``Σ_i [(1−α)·CE_i + α·w·KL_i] / D`` (D = ``num_items_in_batch`` or B) with
+
+        CE_i = −Σ_k y_ik log p_ik
+        q_i  = Σ_c y_ic·q^{(c)} = b·Σ_k y_ik + (a − b)·y_i      (the y-mixture of the per-class teachers;
+                                                                 b + (a − b)·y_i for a row summing to 1)
+        KL_i = Σ_k q_ik log q_ik − Σ_k q_ik log p_τ,ik
+
+    and its analytic backward, written for any row sum s_i = Σ_k y_ik (= Σ_k q_ik; the hard-label formula at s = 1):
+
+        ∂/∂z_i = 1/D · [(1−α)·(s_i·p_i − y_i) + α·w/τ·(s_i·p_τ,i − q_i)]
+
+    Same arguments and outputs as ``_TwoValuedObjective`` with ``labels`` the (B, K) targets. Torch ops, O(B·K);
+    ``lsr_hf.fused_loss.FusedSoftTwoValuedObjective`` is the same as Triton kernels (``use_triton_kernel``, CUDA).
+    """
+
+    @staticmethod
+    def forward(ctx, z, targets, denominator, ce_weight, kl_weight, tau, log_a, log_b):  # type: ignore[override]
+        a, b = math.exp(log_a), math.exp(log_b)
+        y = targets.to(z.dtype)
+        log_p = torch.log_softmax(z, dim=1)
+        ce = (y * log_p).sum(1).neg_()
+        log_p_tau = log_p if tau == 1.0 else torch.log_softmax(z * (1.0 / tau), dim=1)
+        y_sum = y.sum(1, keepdim=True)
+        q = (y * (a - b)).add_(y_sum * b)
+        kl = torch.xlogy(q, q).sum(1).sub_((q * log_p_tau).sum(1))  # 0·log 0 = 0 when b underflows (tfkd)
+        count = torch.full_like(ce, 1.0)
+        sums = torch.stack((ce.sum(), kl.sum(), count.sum()))  # Σ CE, Σ KL, B
+        if denominator is None:
+            denominator = sums[2].clamp(min=1.0)
+        total = sums[0].mul(ce_weight).add_(sums[1], alpha=kl_weight).div_(denominator)
+        ctx.save_for_backward(log_p, log_p_tau, y)
+        ctx.constants = (denominator, ce_weight, kl_weight / tau, a, b)
+        ctx.mark_non_differentiable(sums)
+        ctx.set_materialize_grads(False)
+        return total, sums
+
+    @staticmethod
+    def backward(ctx, grad_total, _grad_sums):  # type: ignore[override]
+        if grad_total is None:
+            return None, None, None, None, None, None, None, None
+        log_p, log_p_tau, y = ctx.saved_tensors
+        denominator, ce_weight, kl_weight_over_tau, a, b = ctx.constants
+        scale = grad_total / denominator
+        y_sum = y.sum(1, keepdim=True)  # = Σ_k q_k
+        grad = log_p.exp().mul_(y_sum).sub_(y).mul_(ce_weight)  # s·p − y
+        kl_part = log_p_tau.exp().sub_(b).mul_(y_sum).sub_(y, alpha=a - b)  # s·p_τ − q,  q = s·b + (a − b)·y
+        grad.add_(kl_part, alpha=kl_weight_over_tau).mul_(scale)
+        return grad, None, None, None, None, None, None, None
+
+
 def logits_of(outputs: Any) -> torch.Tensor:
     """The logits in a model's output: a tensor itself, ``outputs.logits`` (a ``ModelOutput``), ``outputs["logits"]``
     (a mapping), or the first item of a tuple (transformers' ``return_dict=False`` order when no labels are passed).
@@ -239,14 +309,23 @@ def logits_of(outputs: Any) -> torch.Tensor:
     )
 
 
+def is_soft(labels: torch.Tensor) -> bool:
+    """Whether ``labels`` are soft targets (a 2-D tensor, (B, K)) rather than class ids (B,). Reads the shape only."""
+    return isinstance(labels, torch.Tensor) and labels.dim() == 2
+
+
 def check_labels(labels: torch.Tensor, num_classes: int) -> None:
-    """``ValueError`` unless every label is in [0, ``num_classes``) or ``IGNORE_INDEX``.
+    """``ValueError`` unless ``labels`` are valid for ``num_classes`` classes K: class ids (B,) in [0, K) or
+    ``IGNORE_INDEX``, or soft targets (B, K) (``check_soft_labels``).
 
     One reduction; for labels on an accelerator also one host sync (a clear error instead of a device-side assert).
     ``OSTCTrainer`` runs it on the CPU batch in the collator, where it costs nothing, and spares the loss the sync.
-    Labels that are not integers (floats, booleans) are a ``ValueError`` too.
+    Class ids that are not integers (floats, booleans) are a ``ValueError`` too.
     """
     check_label_dtype(labels)
+    if is_soft(labels):
+        check_soft_labels(labels, num_classes)
+        return
     low, high = torch.stack(torch.aminmax(labels)).tolist() if labels.numel() else (0, 0)
     if low >= 0 and high < num_classes:
         return
@@ -257,33 +336,94 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
         )
 
 
+def check_soft_labels(labels: torch.Tensor, num_classes: int, tolerance: float = SOFT_LABEL_TOLERANCE) -> None:
+    """``ValueError`` unless ``labels`` is a float (B, ``num_classes``) tensor of probability rows: finite, every
+    entry ≥ 0 and every row summing to 1 within ``tolerance`` (or the dtype's eps, if larger: bfloat16). The message
+    names the first bad rows and values."""
+    check_label_dtype(labels)
+    if labels.dim() != 2 or labels.shape[1] != num_classes:
+        raise ValueError(
+            f"soft labels must have shape (batch, num_classes) = (batch, {num_classes}), got {tuple(labels.shape)}"
+        )
+    if not labels.numel():
+        return
+    y = labels.detach().to(torch.promote_types(labels.dtype, torch.float32))
+    tolerance = max(tolerance, torch.finfo(labels.dtype).eps)  # bf16 targets: rows sum to 1 only within its eps
+    row_sums = y.sum(1)
+    finite = torch.isfinite(y).all(1)
+    negative = (y < 0).any(1)
+    off = (row_sums - 1.0).abs() > tolerance
+    if not bool((~finite | negative | off).any()):
+        return
+    if not bool(finite.all()):
+        rows = torch.nonzero(~finite).flatten()[:5].tolist()
+        raise ValueError(f"soft labels must be finite probabilities, got NaN or inf in row(s) {rows}")
+    if bool(negative.any()):
+        rows = torch.nonzero(negative).flatten()[:5].tolist()
+        raise ValueError(
+            f"soft labels must be >= 0 (probabilities), got negative values in row(s) {rows} "
+            f"(smallest {y.min().item():.6g})"
+        )
+    rows = torch.nonzero(off).flatten()[:5].tolist()
+    raise ValueError(
+        f"soft label rows must sum to 1 (within {tolerance:g}), got sums "
+        f"{[round(v, 6) for v in row_sums[rows].tolist()]} in row(s) {rows}; normalise them "
+        "(labels / labels.sum(1, keepdim=True)) or pass class ids"
+    )
+
+
 def check_label_dtype(labels: torch.Tensor) -> None:
-    """``ValueError`` unless ``labels`` is a tensor of integer class ids (no sync: only its dtype is read)."""
+    """``ValueError`` unless ``labels`` is a tensor of integer class ids (B,) or a float tensor of soft targets
+    (B, K) (no sync: only its dtype and shape are read)."""
     if not isinstance(labels, torch.Tensor):
-        raise ValueError(f"labels must be a tensor of integer class ids, got {type(labels).__name__}")
+        raise ValueError(f"labels must be a tensor of integer class ids or soft targets, got {type(labels).__name__}")
+    if labels.dim() == 2:
+        if not labels.dtype.is_floating_point:
+            raise ValueError(
+                "2-D labels are soft targets (batch, num_classes) and must be floating point, got dtype "
+                f"{labels.dtype}: convert one-hot or probability rows with labels.float(), or pass class ids of "
+                "shape (batch,)"
+            )
+        return
+    if labels.dim() != 1:
+        raise ValueError(
+            f"labels must be class ids of shape (batch,) or soft targets of shape (batch, num_classes), got shape "
+            f"{tuple(labels.shape)}"
+        )
     if labels.numel() and (labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool):
         raise ValueError(
-            f"labels must be integer class ids (torch.long) in [0, K) or {IGNORE_INDEX}, got dtype {labels.dtype}: "
-            "convert them with labels.long() (soft or one-hot targets are not supported)"
+            f"labels of shape (batch,) must be integer class ids (torch.long) in [0, K) or {IGNORE_INDEX}, got dtype "
+            f"{labels.dtype}: convert them with labels.long(); soft targets (mixup, CutMix, probabilities) have shape "
+            "(batch, num_classes)"
         )
 
 
-def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig, labels_too: bool = True) -> None:
+def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, config: OSTCConfig, labels_too: bool = True) -> bool:
+    """Checks shapes and dtypes (and, with ``labels_too``, the values); returns whether the labels are soft."""
     check_label_dtype(labels)
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (batch, num_classes), got {tuple(logits.shape)}")
-    if labels.shape != logits.shape[:1]:
+    soft = is_soft(labels)
+    if soft and labels.shape != logits.shape:
+        raise ValueError(f"soft labels must have the logits' shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
+    if not soft and labels.shape != logits.shape[:1]:
         raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
     config.check_num_classes(logits.shape[1])
     if labels_too:
         check_labels(labels, logits.shape[1])
+    return soft
 
 
 def _ce_and_teacher_kl(
     z: torch.Tensor, labels: torch.Tensor, config: OSTCConfig, teacher_logits: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample CE and, for ``kd``, KL(softmax(t/τ) ‖ p_τ); 0 for ignored rows. Plain autograd."""
-    ce = F.cross_entropy(z, labels, reduction="none", ignore_index=IGNORE_INDEX)
+    """Per-sample CE and, for ``kd``, KL(softmax(t/τ) ‖ p_τ); 0 for ignored rows. Plain autograd.
+    Soft targets y (B, K): CE = −Σ_k y_k log p_k (``F.cross_entropy`` with probability targets), every row counts."""
+    soft = is_soft(labels)
+    if soft:
+        ce = F.cross_entropy(z, labels.to(z.dtype), reduction="none")
+    else:
+        ce = F.cross_entropy(z, labels, reduction="none", ignore_index=IGNORE_INDEX)
     if config.method == "ce":
         return ce, torch.zeros_like(ce)
     if teacher_logits is None:
@@ -296,7 +436,7 @@ def _ce_and_teacher_kl(
     log_p_tau = F.log_softmax(z / tau, dim=1)
     log_q = F.log_softmax(teacher_logits.detach().to(z.dtype) / tau, dim=1)
     kl = F.kl_div(log_p_tau, log_q, reduction="none", log_target=True).sum(1)
-    return ce, kl * (labels != IGNORE_INDEX)
+    return ce, (kl if soft else kl * (labels != IGNORE_INDEX))
 
 
 class OSTCLoss(nn.Module):
@@ -308,11 +448,21 @@ class OSTCLoss(nn.Module):
 
     The two-valued methods run as one fused ``autograd.Function``: a few torch ops, or, with
     ``config.use_triton_kernel`` and CUDA logits, one Triton kernel forward and one backward (``lsr_hf.fused_loss``,
-    the same math).
+    the same math; class ids and soft targets each have their kernels).
 
-    Labels must be in [0, K) or -100 (ignored); ``check_labels=True`` checks that on every call (``ValueError``),
-    which on a GPU costs one host sync per call. Pass ``check_labels=False`` where the labels were checked before
-    they reached the device (``OSTCTrainer`` checks them in its collator, see ``lsr_hf.losses.check_labels``).
+    Labels are class ids (B,) in [0, K) or -100 (ignored), or soft targets (B, K) float — mixup/CutMix targets
+    (``timm.data.Mixup``, ``mixup_target`` with or without smoothing) or any probability rows — for which the
+    teacher is q(y) = b + (a − b)·y and the CE is −Σ_k y_k log p_k (module docstring; every row counts, there is no
+    ignore index). ``check_labels=True`` checks them on every call (``ValueError``: ids out of range; soft rows
+    with negative or non-finite entries, or not summing to 1 within ``SOFT_LABEL_TOLERANCE``), which on a GPU costs
+    one host sync per call. Pass ``check_labels=False`` where the labels were checked before they reached the device
+    (``OSTCTrainer`` checks them in its collator, see ``lsr_hf.losses.check_labels``). Shapes and dtypes are always
+    checked: float labels of shape (B,) are a ``ValueError``, not a ``gather`` error.
+
+    Used as ``Trainer(compute_loss_func=OSTCLoss(cfg))``, the loss cannot see ``TrainingArguments``: Trainer then
+    silently ignores ``label_smoothing_factor`` (it applies it only in the loss this replaces), so leave it at 0 and
+    put the smoothing in ``cfg`` (``OSTCTrainer`` refuses a non-zero factor). Trainer also counts the items of a
+    (B, K) soft-label batch as B·K for ``num_items_in_batch``; ``OSTCTrainer`` counts B.
     """
 
     def __init__(
@@ -336,35 +486,39 @@ class OSTCLoss(nn.Module):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> dict[str, torch.Tensor]:
         """``total`` (the loss, reduced as in ``forward``) and the batch means of its parts ``ce`` and ``kl``
-        (KL(q ‖ p_τ) before its weight α·w), for logging."""
+        (KL(q ‖ p_τ) before its weight α·w), over the labelled rows (all rows for soft targets), for logging.
+
+        ``labels``: class ids (B,) or soft targets (B, K); for soft targets CE = −Σ_k y_k log p_k and, for the
+        hand-made teachers, q = b + (a − b)·y (module docstring)."""
         logits = logits_of(logits)
-        _check_inputs(logits, labels, self.config, labels_too=self.check_labels)
+        soft = _check_inputs(logits, labels, self.config, labels_too=self.check_labels)
         z = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16/fp16 -> float32; float64 stays
         config, num_classes = self.config, logits.shape[1]
         alpha = config.effective_alpha
         kl_weight = alpha * config.kl_weight(num_classes)
         if config.method in SMOOTHING_METHODS:
             log_a, log_b = two_valued_teacher(config, num_classes)
-            total, sums = self._objective(z).apply(
+            total, sums = self._objective(z, soft).apply(
                 z, labels, num_items_in_batch, 1.0 - alpha, kl_weight, config.student_temperature, log_a, log_b
             )
             ce_sum, kl_sum, num_kept = sums.unbind()
         else:
             ce, kl = _ce_and_teacher_kl(z, labels, config, teacher_logits)
-            num_kept = (labels != IGNORE_INDEX).sum()
+            num_kept = z.new_tensor(float(len(ce))) if soft else (labels != IGNORE_INDEX).sum()
             denominator = num_kept.clamp(min=1) if num_items_in_batch is None else num_items_in_batch
             total = ((1.0 - alpha) * ce + kl_weight * kl).sum() / denominator
             ce_sum, kl_sum = ce.detach().sum(), kl.detach().sum()
         ce_mean, kl_mean = (torch.stack((ce_sum, kl_sum)) / num_kept.clamp(min=1)).unbind()
         return {"total": total, "ce": ce_mean, "kl": kl_mean}
 
-    def _objective(self, z: torch.Tensor) -> type[torch.autograd.Function]:
-        """The fused Triton objective for CUDA logits when ``config.use_triton_kernel`` is set, else the torch one."""
+    def _objective(self, z: torch.Tensor, soft: bool = False) -> type[torch.autograd.Function]:
+        """The fused Triton objective for CUDA logits when ``config.use_triton_kernel`` is set, else the torch one;
+        for class ids or, with ``soft``, for (B, K) soft targets."""
         if self.config.use_triton_kernel and z.is_cuda:
-            from lsr_hf.fused_loss import FusedTwoValuedObjective  # imports triton, only when asked for
+            from lsr_hf import fused_loss  # imports triton, only when asked for
 
-            return FusedTwoValuedObjective
-        return _TwoValuedObjective
+            return fused_loss.FusedSoftTwoValuedObjective if soft else fused_loss.FusedTwoValuedObjective
+        return _SoftTwoValuedObjective if soft else _TwoValuedObjective
 
     def forward(
         self,

@@ -1,4 +1,5 @@
-"""Compares ``lsr_hf.fused_loss.FusedTwoValuedObjective`` with ``lsr_hf.losses._TwoValuedObjective`` in float64.
+"""Compares ``lsr_hf.fused_loss.FusedTwoValuedObjective`` with ``lsr_hf.losses._TwoValuedObjective`` in float64, and
+``FusedSoftTwoValuedObjective`` (soft targets) with ``_SoftTwoValuedObjective`` (``soft`` cases).
 
 On the CPU, run with ``TRITON_INTERPRET=1`` (set before the kernels are defined, i.e. before ``lsr_hf.fused_loss`` is
 imported) so that the Triton kernels are interpreted on CPU tensors; it prints one JSON object, case name -> measured
@@ -46,6 +47,25 @@ CASES: dict[str, dict[str, Any]] = {
     # labels the caller should have rejected: the reference clamps them into [0, K), the kernel must not read past
     # the row (row 0 is followed by row 1 in memory, so a read past its end would change the result)
     "out_of_range_labels_clamped": {"labels": {0: 10 + 3, 3: -5}},
+    # soft targets (B, K) (FusedSoftTwoValuedObjective vs _SoftTwoValuedObjective): Dirichlet rows, some zeros
+    "soft_tc": {"soft": True},
+    "soft_lsr_tau1_int_denominator": {"soft": True, "method": "lsr", "num_classes": 7, "denominator": 11},
+    "soft_tfkd_underflowing_b": {"soft": True, "method": "tfkd", "teacher_temperature": 1e-3, "num_classes": 5},
+    "soft_lsr_os_chunked_long_tensor_denominator": {
+        "soft": True,
+        "method": "lsr_os",
+        "temperature": 2.5,
+        "num_classes": 37,
+        "block": 16,
+        "denominator": "long_tensor",
+    },
+    "soft_one_hot_equals_hard": {"soft": "one_hot", "correct_prob": 0.3, "temperature": 4.0},
+    "soft_large_offset_chunked": {"soft": True, "offset": 1e4, "num_classes": 40, "block": 16},
+    "soft_large_logits": {"soft": True, "scale": 1e4, "num_classes": 33},
+    "soft_column_strided": {"soft": True, "layout": "column_stride", "num_classes": 13},
+    "soft_float64_chunked": {"soft": True, "dtype": "float64", "num_classes": 21, "block": 8, "denominator": 9},
+    "soft_bfloat16": {"soft": True, "dtype": "bfloat16", "num_classes": 10},
+    "soft_empty_batch": {"soft": True, "batch": 0},
 }
 
 # relative to the float64 reference; half-precision logits are upcast (exact), only their gradients are rounded
@@ -80,7 +100,7 @@ def run_case(spec: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     import torch
 
     from lsr_hf import fused_loss
-    from lsr_hf.losses import OSTCConfig, _TwoValuedObjective, two_valued_teacher
+    from lsr_hf.losses import OSTCConfig, _SoftTwoValuedObjective, _TwoValuedObjective, two_valued_teacher
 
     batch, num_classes = spec.get("batch", 6), spec.get("num_classes", 10)
     dtype = getattr(torch, spec.get("dtype", "float32"))
@@ -115,25 +135,44 @@ def run_case(spec: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
         spec.get("denominator"), spec.get("denominator")
     )
 
+    soft = spec.get("soft", False)
+    if soft:  # soft targets replace the class ids (no ignored rows); "one_hot": the one-hot rows of the labels
+        labels = labels.clamp(0, num_classes - 1)
+        if soft == "one_hot":
+            all_labels = torch.nn.functional.one_hot(all_labels.clamp(0, num_classes - 1), num_classes).float()
+            all_labels[: len(labels)] = torch.nn.functional.one_hot(labels, num_classes).float()
+        else:
+            weights = -torch.rand(2 * batch, num_classes, generator=generator, dtype=torch.float64).log()
+            weights[weights < 0.3] = 0.0  # some exact zeros
+            weights[:, 0] += 1e-3
+            all_labels = (weights / weights.sum(1, keepdim=True)).float()
+        logits, labels = _views(base, all_labels, spec)
     device_logits, device_labels = _views(base.to(device), all_labels.to(device), spec)
     device_denominator = denominator.to(device) if isinstance(denominator, torch.Tensor) else denominator
     default_block = fused_loss.MAX_BLOCK_K
     fused_loss.MAX_BLOCK_K = spec.get("block", default_block)
     try:
         z = device_logits.detach().requires_grad_(True)
-        total, sums = fused_loss.FusedTwoValuedObjective.apply(
-            z, device_labels, device_denominator, ce_weight, kl_weight, tau, log_a, log_b
-        )
+        fused = fused_loss.FusedSoftTwoValuedObjective if soft else fused_loss.FusedTwoValuedObjective
+        total, sums = fused.apply(z, device_labels, device_denominator, ce_weight, kl_weight, tau, log_a, log_b)
         (total * 1.7).backward()
     finally:
         fused_loss.MAX_BLOCK_K = default_block
     total, sums, grad = total.cpu(), sums.cpu(), z.grad.cpu()
 
     z_ref = logits.detach().double().requires_grad_(True)
-    total_ref, sums_ref = _TwoValuedObjective.apply(z_ref, labels, denominator, ce_weight, kl_weight, tau, log_a, log_b)
+    if soft == "one_hot":  # the class-id objective on the same rows: soft one-hot must give the hard result
+        reference, reference_labels = _TwoValuedObjective, labels.argmax(1)
+    elif soft:
+        reference, reference_labels = _SoftTwoValuedObjective, labels.double()
+    else:
+        reference, reference_labels = _TwoValuedObjective, labels
+    total_ref, sums_ref = reference.apply(
+        z_ref, reference_labels, denominator, ce_weight, kl_weight, tau, log_a, log_b
+    )
     (total_ref * 1.7).backward()
 
-    kept = labels != -100
+    kept = torch.ones(len(labels), dtype=torch.bool) if soft else labels != -100
     expected_dtype = torch.promote_types(dtype, torch.float32)
     return {
         "total_error": _relative_error(total, total_ref),

@@ -3,6 +3,7 @@ functions, not those under ``if TYPE_CHECKING:``), and the sweep modules read th
 whole job (lsr_hf.train) when they are imported."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,58 @@ def test_the_sweep_modules_do_not_import_the_job() -> None:
     code = "import sys, lsr_hf.sweep, lsr_hf.sweep.report; print('lsr_hf.train' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------- docs/ARCHITECTURE.md is kept true
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "ARCHITECTURE.md"
+FLOOR_ROW = re.compile(r"^\| (\d) \| .*\| (`lsr_hf/[^|]*) \|$")
+
+
+def _floors() -> dict[str, int]:
+    """{module or package prefix: floor} from the floors table of docs/ARCHITECTURE.md."""
+    floors = {}
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        match = FLOOR_ROW.match(line)
+        if match:
+            for path in re.findall(r"`(lsr_hf/[^`]+)`", match.group(2)):
+                floors[path.removesuffix(".py").rstrip("/").replace("/", ".")] = int(match.group(1))
+    return floors
+
+
+def _floor_of(module: str, floors: dict[str, int]) -> int | None:
+    for prefix, floor in floors.items():
+        if module == prefix or module.startswith(prefix + "."):
+            return floor
+    return None
+
+
+def test_every_path_the_architecture_page_names_exists() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    paths = set(re.findall(r"`((?:lsr_hf|scripts|tests|recipes|sweeps)/[^`*]*)`", text))
+    assert len(paths) > 50
+    assert [p for p in sorted(paths) if not (PACKAGE.parent / p).exists()] == []
+
+
+def test_every_module_is_on_the_architecture_page_and_on_a_floor() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    floors = _floors()
+    assert set(floors.values()) == {0, 1, 2, 3}
+    modules = [p for p in PACKAGE.rglob("*.py") if "modules" not in p.relative_to(PACKAGE).parts]  # evaluate modules
+    missing = [str(p.relative_to(PACKAGE.parent)) for p in modules if f"`{p.relative_to(PACKAGE.parent)}`" not in text]
+    assert missing == []
+    unplaced = [m for m in _import_graph() if m != "lsr_hf" and _floor_of(m, floors) is None]
+    assert unplaced == []
+
+
+def test_no_module_imports_from_a_higher_floor() -> None:
+    floors = _floors()
+    graph = _without_package_inits(_import_graph())
+    upward = [
+        f"{module} (floor {_floor_of(module, floors)}) imports {target} (floor {_floor_of(target, floors)})"
+        for module, targets in sorted(graph.items()) if module != "lsr_hf"
+        for target in sorted(targets)
+        if _floor_of(target, floors) > _floor_of(module, floors)
+    ]  # fmt: skip
+    assert upward == []
+    assert _floor_of("lsr_hf.losses", floors) == 0 and _floor_of("lsr_hf.sweep.run", floors) == 3

@@ -254,3 +254,55 @@ def test_flop_estimate_equals_trainers_with_the_count_taken_once(tmp_path, monke
     monkeypatch.setattr(model, "num_parameters", lambda **kw: calls.append(kw) or 0)
     assert trainer.floating_point_ops(inputs) == expected and not calls  # cached: no walk over the modules
     assert trainer.floating_point_ops({"pixel_values": torch.ones(1)}) == 0  # no main input: no estimate
+
+
+@pytest.mark.parametrize("method", ["ce", "lsr_os_tc"])
+def test_eval_parts_are_per_sample_means_over_uneven_batches(method, tmp_path):
+    """60 samples at batch 32 (32 + 28): eval_ce and eval_kl weigh each batch by its sample count, like Trainer's
+    eval_loss, so for method ce eval_ce equals eval_loss, and for any method eval_loss = (1−α)·eval_ce + α·w·eval_kl
+    (a mean of the two batch means would differ)."""
+    torch.manual_seed(0)
+    ostc = OSTCConfig(method=method, alpha=0.5, temperature=2.0, correct_prob=0.5)
+    trainer = OSTCTrainer(
+        model=tiny_bert(), ostc=ostc, train_dataset=ToyDataset("text", 24),
+        args=args(tmp_path, max_steps=20, learning_rate=1e-2, per_device_train_batch_size=8,
+                  per_device_eval_batch_size=32),
+    )  # fmt: skip
+    trainer.train()
+    data = ToyDataset("text", 60)
+    data.labels[32:] = (data.labels[32:] + 1) % NUM_LABELS  # the second batch is wrong: its CE is much larger
+    metrics = trainer.evaluate(data)
+    loss_fn = OSTCLoss(ostc)
+    with torch.no_grad():
+        parts = []
+        for start in range(0, 60, 32):
+            items = [data[i] for i in range(start, min(start + 32, 60))]
+            ids = torch.stack([item["input_ids"] for item in items])
+            labels = torch.stack([item["labels"] for item in items])
+            parts.append((len(items), loss_fn.components(trainer.model(input_ids=ids).logits, labels)))
+    assert [n for n, _ in parts] == [32, 28]
+    per_sample_ce = sum(n * p["ce"].item() for n, p in parts) / 60
+    mean_of_means = sum(p["ce"].item() for _, p in parts) / 2
+    assert metrics["eval_ce"] == pytest.approx(per_sample_ce, rel=1e-5)
+    assert abs(per_sample_ce - mean_of_means) > 1e-4  # the test can tell the two apart
+    if method == "ce":
+        assert metrics["eval_ce"] == pytest.approx(metrics["eval_loss"], rel=1e-5)
+    else:
+        expected = 0.5 * metrics["eval_ce"] + 0.5 * 4.0 * metrics["eval_kl"]
+        assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_compute_loss_func_hook_cannot_see_label_smoothing_factor(tmp_path):
+    """Documented limitation (docs/REUSE.md): with Trainer(compute_loss_func=OSTCLoss(cfg)), Trainer ignores
+    label_smoothing_factor (it applies it only in the loss the hook replaces): the loss is OSTCLoss's, unsmoothed."""
+    torch.manual_seed(0)
+    data = ToyDataset("text", 8)
+    model = tiny_bert()
+    losses = {}
+    for factor in (0.0, 0.3):
+        trainer = Trainer(
+            model=copy.deepcopy(model), args=args(tmp_path / str(factor), max_steps=1, label_smoothing_factor=factor),
+            compute_loss_func=OSTCLoss(OSTC), train_dataset=data,
+        )  # fmt: skip
+        losses[factor] = trainer.evaluate(data)["eval_loss"]
+    assert losses[0.3] == pytest.approx(losses[0.0], rel=1e-6)

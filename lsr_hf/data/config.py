@@ -121,6 +121,36 @@ class DataConfig:
     segment_seconds: float = field(
         default=3.0, metadata={"help": "> 0: length of the audio segments the clips are cut into (seconds)."}
     )
+    mixup_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": ">= 0: mixup's Beta(α, α) parameter in training (timm.data.Mixup); 0 disables mixup. The loss "
+            "then takes soft targets (lsr_hf.losses: teacher q(y) = b + (a - b)·y). Evaluation keeps the labels."
+        },
+    )
+    cutmix_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": ">= 0: CutMix's Beta(α, α) parameter in training (images only; timm.data.Mixup); 0 disables "
+            "CutMix. With mixup_alpha too, each batch takes one of the two (data.mixup_switch_prob)."
+        },
+    )
+    mixup_prob: float = field(
+        default=1.0,
+        metadata={"help": "In [0, 1]: probability that a training batch is mixed at all (mixup or CutMix)."},
+    )
+    mixup_switch_prob: float = field(
+        default=0.5,
+        metadata={
+            "help": "In [0, 1]: with both mixup_alpha and cutmix_alpha > 0, probability of CutMix instead of mixup "
+            "for a batch."
+        },
+    )
+
+    @property
+    def mixup_enabled(self) -> bool:
+        """Whether training batches are mixed (mixup and/or CutMix, ``lsr_hf.data.mixup.build_mixup``)."""
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.mixup_prob > 0
 
     @property
     def builtin(self) -> bool:
@@ -198,6 +228,22 @@ class DataConfig:
             raise ValueError(
                 f"segment_seconds must span at least one sample at sample_rate={self.sample_rate}, "
                 f"got {self.segment_seconds!r}"
+            )
+
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            value = getattr(self, name)
+            if not _is_real(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0 (0 disables it), got {value!r}")
+            setattr(self, name, float(value))
+        for name in ("mixup_prob", "mixup_switch_prob"):
+            value = getattr(self, name)
+            if not _is_real(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+            setattr(self, name, float(value))
+        if self.cutmix_alpha > 0 and self.builtin and SPECS[self.name].modality != "image":
+            raise ValueError(
+                f"cutmix_alpha must be 0 for the {SPECS[self.name].modality} dataset {self.name!r}: CutMix cuts "
+                f"image boxes, got {self.cutmix_alpha!r} (mixup_alpha works on audio too)"
             )
 
     def to_dict(self) -> dict[str, Any]:
