@@ -1,9 +1,11 @@
-"""The ``lsr-hf`` command (``[project.scripts]`` in pyproject.toml); ``lsr-hf train`` is ``scripts/train.py``:
+"""The ``lsr-hf`` command (``[project.scripts]`` in pyproject.toml); ``lsr-hf train`` is ``scripts/train.py``,
+``lsr-hf push`` is ``scripts/push.py``:
 
     lsr-hf train --recipe recipes/gtzan_ostc.yaml [--set loss.alpha=0.3 ...] [--resume] [--overwrite]
     python scripts/train.py --recipe recipes/gtzan_ostc.yaml                        # the same
     accelerate launch -q scripts/train.py --recipe recipes/gtzan_ostc.yaml          # under a launcher
     accelerate launch -q -m lsr_hf.cli train --recipe recipes/gtzan_ostc.yaml       # the same
+    lsr-hf push outputs/gtzan_lsr_os_tc --repo-id you/gtzan-ostc [--private]       # a finished run to the Hub
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ TRAIN_DOC = """Train a model from a recipe:
 
 The job itself is ``lsr_hf.train.run``; this command only parses the command line. A malformed recipe, unusable data
 (a dataset that cannot be fetched: Hub out of reach, wrong id, private; a data.path with nothing usable) or an output
-folder that holds another run exits with status 2 and a message (``error: ...``) before training; a diverged
-training loss exits with status 3 (docs/RELIABILITY.md). --debug (or LSR_HF_DEBUG=1) shows the traceback instead.
+folder that holds another run exits with status 2 and a message (``error: ...``) before training, and so does a
+``hub.push`` that cannot happen (offline mode, no token, no write access); a diverged training loss exits with
+status 3 (docs/RELIABILITY.md); a push that fails after training exits with status 4 and prints the ``lsr-hf push``
+command that retries it (docs/HUB.md). --debug (or LSR_HF_DEBUG=1) shows the traceback instead.
 Under ``accelerate launch``, pass ``-q`` (``--quiet``) so that accelerate ends a failed run with status 1 instead of
 printing its own traceback.
 """
@@ -69,16 +73,25 @@ def train(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
-COMMANDS = {"train": train}
+def push(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Pushes a finished run to the Hub (``lsr_hf.hub.main``); returns the exit status (0, 2 cannot push, 4 the
+    upload failed)."""
+    from lsr_hf.hub import main as push_main
+
+    return push_main(argv, prog=prog)
+
+
+COMMANDS = {"train": train, "push": push}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``lsr-hf COMMAND ...``: ``train`` (one job from a recipe)."""
+    """``lsr-hf COMMAND ...``: ``train`` (one job from a recipe), ``push`` (a finished run to the Hub)."""
     parser = argparse.ArgumentParser(
         prog="lsr-hf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("train", help="Train a model from a recipe (lsr-hf train --help).", add_help=False)
+    commands.add_parser("push", help="Push a finished run to the Hub (lsr-hf push --help).", add_help=False)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv[:1])  # the command (or --help); the command's own parser reads the rest
     return COMMANDS[args.command](argv[1:], prog=f"lsr-hf {args.command}")

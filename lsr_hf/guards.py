@@ -38,7 +38,7 @@ def uniform_prediction_loss(config: OSTCConfig, num_classes: int) -> float:
     """The objective for all-zero logits (p = 1/K for every class; for ``kd`` the teacher predicts the same)."""
     logits = torch.zeros(1, num_classes)
     labels = torch.zeros(1, dtype=torch.long)
-    extra = {"teacher_logits": logits} if config.method == "kd" else {}
+    extra = {"teacher_logits": logits} if config.spec.teacher == "logits" else {}
     with torch.no_grad():
         return float(OSTCLoss(config)(logits, labels, **extra))
 

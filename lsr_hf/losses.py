@@ -55,8 +55,65 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-METHODS = ("ce", "lsr", "tfkd", "lsr_os", "lsr_os_tc", "kd")
-SMOOTHING_METHODS = ("lsr", "tfkd", "lsr_os", "lsr_os_tc")
+TEACHERS = ("none", "uniform", "correct_prob", "tfkd", "logits")  # "logits": a real teacher model's
+TWO_VALUED_TEACHERS = ("uniform", "correct_prob", "tfkd")  # hand-made: q(c) = a, q(k≠c) = b (closed form)
+KL_WEIGHTS = ("one", "tau_squared", "multiplier_over_k")
+PARAM_SYMBOLS = {
+    "alpha": "α", "temperature": "τ", "correct_prob": "a", "teacher_temperature": "T_t", "multiplier": "mult"
+}  # fmt: skip  (every OSTCConfig field a method may read, in report order)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One training objective, as the rest of the package knows it: the model card's title, the sweep report's
+    parameters and order, the bench's list all come from :data:`METHOD_SPECS`.
+
+    Attributes:
+        title: how cards and reports name it.
+        teacher: the virtual teacher q (``TEACHERS``): ``"none"`` (α is taken as 0), ``"uniform"`` (1/K),
+            ``"correct_prob"`` (q(c) = a, q(k≠c) = (1−a)/(K−1), a = ``correct_prob``), ``"tfkd"`` (softmax of
+            Tf-KD_reg's p_d at T_t) or ``"logits"`` (softmax(t/τ) of a real teacher model).
+        tempered_student: p_τ = softmax(z/τ) with τ = ``temperature`` (else τ = 1).
+        kl_weight: w of the KL term (``KL_WEIGHTS``): 1, τ², or ``multiplier`` / K.
+        params: the ``OSTCConfig`` fields it reads (the others are ignored by it).
+    """
+
+    title: str
+    teacher: str
+    tempered_student: bool
+    kl_weight: str
+    params: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.teacher not in TEACHERS or self.kl_weight not in KL_WEIGHTS:
+            raise ValueError(f"unknown teacher {self.teacher!r} or kl_weight {self.kl_weight!r}")
+        if self.tempered_student != ("temperature" in self.params):
+            raise ValueError("a method reads temperature exactly when its student is tempered")
+
+    @property
+    def two_valued(self) -> bool:
+        """The teacher is hand-made and two-valued: the closed-form objective (and its fused kernel) applies."""
+        return self.teacher in TWO_VALUED_TEACHERS
+
+
+METHOD_SPECS: dict[str, MethodSpec] = {
+    "ce": MethodSpec("cross-entropy", "none", False, "one", ()),
+    "lsr": MethodSpec("label smoothing (LSR)", "uniform", False, "one", ("alpha",)),
+    "tfkd": MethodSpec(
+        "Tf-KD_reg (teacher-free KD, Yuan et al. 2020)", "tfkd", False, "multiplier_over_k",
+        ("alpha", "teacher_temperature", "multiplier"),
+    ),
+    "lsr_os": MethodSpec(
+        "LSR-OS (label smoothing with output smoothing)", "uniform", True, "tau_squared", ("alpha", "temperature")
+    ),
+    "lsr_os_tc": MethodSpec(
+        "LSR-OS-TC (output smoothing + teacher correction, Wang et al. 2021)", "correct_prob", True, "tau_squared",
+        ("alpha", "temperature", "correct_prob"),
+    ),
+    "kd": MethodSpec("knowledge distillation from a teacher", "logits", True, "tau_squared", ("alpha", "temperature")),
+}  # fmt: skip
+METHODS = tuple(METHOD_SPECS)
+SMOOTHING_METHODS = tuple(name for name, spec in METHOD_SPECS.items() if spec.two_valued)
 TFKD_CORRECT_PROB = 0.99  # p_d(c) of Tf-KD_reg's hand-made teacher before its temperature softmax (Yuan et al.)
 IGNORE_INDEX = -100  # labels equal to this are skipped, as in F.cross_entropy
 SOFT_LABEL_TOLERANCE = 1e-3  # |Σ_k y_k − 1| allowed for a soft-target row (half-precision or summed-up targets)
@@ -139,26 +196,32 @@ class OSTCConfig:
         """Checks what depends on the number of classes K (raises ``ValueError``)."""
         if num_classes < 2:
             raise ValueError(f"the number of classes must be >= 2, got {num_classes}")
-        if self.method == "lsr_os_tc" and self.correct_prob < 1.0 / num_classes - 1e-12:
+        if self.spec.teacher == "correct_prob" and self.correct_prob < 1.0 / num_classes - 1e-12:
             raise ValueError(
                 f"correct_prob must be in [1/K, 1) = [{1.0 / num_classes:.6g}, 1) for K = {num_classes} classes, "
                 f"got {self.correct_prob!r}"
             )
 
     @property
+    def spec(self) -> MethodSpec:
+        """What the method is (``METHOD_SPECS[method]``)."""
+        return METHOD_SPECS[self.method]
+
+    @property
     def effective_alpha(self) -> float:
-        return 0.0 if self.method == "ce" else self.alpha
+        return 0.0 if self.spec.teacher == "none" else self.alpha
 
     @property
     def student_temperature(self) -> float:
-        """τ of p_τ: 1 for ``lsr`` and ``tfkd``, the configured temperature otherwise."""
-        return self.temperature if self.method in ("lsr_os", "lsr_os_tc", "kd") else 1.0
+        """τ of p_τ: the configured temperature for a tempered student (lsr_os, lsr_os_tc, kd), else 1."""
+        return self.temperature if self.spec.tempered_student else 1.0
 
     def kl_weight(self, num_classes: int) -> float:
-        """w of the KL term."""
-        if self.method == "tfkd":
+        """w of the KL term: 1, τ² or multiplier / K (``MethodSpec.kl_weight``)."""
+        rule = self.spec.kl_weight
+        if rule == "multiplier_over_k":
             return self.multiplier / num_classes
-        if self.method in ("lsr_os", "lsr_os_tc", "kd"):
+        if rule == "tau_squared":
             return self.temperature**2
         return 1.0
 
@@ -172,12 +235,13 @@ def two_valued_teacher(config: OSTCConfig, num_classes: int) -> tuple[float, flo
     Computed in float64 in log space so that a b that underflows (Tf-KD with a tiny T_t) gives 0·log b = 0.
     """
     k = num_classes
-    if config.method in ("lsr", "lsr_os"):
+    teacher = config.spec.teacher
+    if teacher == "uniform":
         return -math.log(k), -math.log(k)
-    if config.method == "lsr_os_tc":
+    if teacher == "correct_prob":
         a = config.correct_prob
         return math.log(a), math.log1p(-a) - math.log(k - 1)
-    if config.method == "tfkd":
+    if teacher == "tfkd":
         # softmax over K values: one equals 0.99 / T_t, K-1 equal 0.01 / ((K-1) T_t)
         hi = TFKD_CORRECT_PROB / config.teacher_temperature
         lo = (1.0 - TFKD_CORRECT_PROB) / (k - 1) / config.teacher_temperature
@@ -424,7 +488,7 @@ def _ce_and_teacher_kl(
         ce = F.cross_entropy(z, labels.to(z.dtype), reduction="none")
     else:
         ce = F.cross_entropy(z, labels, reduction="none", ignore_index=IGNORE_INDEX)
-    if config.method == "ce":
+    if config.spec.teacher == "none":
         return ce, torch.zeros_like(ce)
     if teacher_logits is None:
         raise ValueError("method 'kd' needs teacher_logits (pass teacher_model= to OSTCTrainer)")
@@ -496,7 +560,7 @@ class OSTCLoss(nn.Module):
         config, num_classes = self.config, logits.shape[1]
         alpha = config.effective_alpha
         kl_weight = alpha * config.kl_weight(num_classes)
-        if config.method in SMOOTHING_METHODS:
+        if config.spec.two_valued:
             log_a, log_b = two_valued_teacher(config, num_classes)
             total, sums = self._objective(z, soft).apply(
                 z, labels, num_items_in_batch, 1.0 - alpha, kl_weight, config.student_temperature, log_a, log_b

@@ -45,7 +45,8 @@ WEIGHT_FILES = (
 # what a run writes at the top of its folder; --overwrite deletes these and the checkpoint-* folders, nothing else
 RUN_FILES = (
     RESULTS_FILE, PREDICTIONS_FILE, "README.md", "recipe.yaml", "config.json", *WEIGHT_FILES, TRAINER_STATE_FILE,
-    "training_args.bin", "preprocessor_config.json", "all_results.json", "train_results.json", "eval_results.json",
+    "training_args.bin", "training_args.json", "preprocessor_config.json", "all_results.json", "train_results.json",
+    "eval_results.json", "reliability.png",
 )  # fmt: skip
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 WAYS_ON = (

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from lsr_hf.errors import JobError
-from lsr_hf.losses import METHODS, SMOOTHING_METHODS, OSTCConfig
+from lsr_hf.losses import METHOD_SPECS, METHODS, SMOOTHING_METHODS, OSTCConfig
 from lsr_hf.schedule import ScheduleConfig
 
 if TYPE_CHECKING:
@@ -134,12 +134,16 @@ def _load_yaml(text: str) -> Any:
 
 @dataclass
 class HubConfig:
-    """Where the trained model goes on the Hugging Face Hub. There is deliberately no token field: the token
-    comes from the ``HF_TOKEN`` environment variable or ``hf auth login``."""
+    """Where the trained model goes on the Hugging Face Hub (``lsr_hf.hub``, docs/HUB.md). There is deliberately no
+    token field: the token comes from the ``HF_TOKEN`` environment variable or ``hf auth login``."""
 
-    push: bool = field(default=False, metadata={"help": "Push the final model (and checkpoints) to the Hub."})
+    push: bool = field(default=False, metadata={"help": "Push the final model (not the checkpoints) to the Hub."})
     repo_id: str | None = field(default=None, metadata={"help": "Hub repository, 'user/name'; required with push."})
     private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    license: str = field(
+        default="apache-2.0",
+        metadata={"help": "The model card's license (a Hub license id: apache-2.0, mit, cc-by-4.0, other, ...)."},
+    )
 
     def __post_init__(self) -> None:
         for name in ("push", "private"):
@@ -150,6 +154,11 @@ class HubConfig:
             raise ValueError(f"repo_id must be a Hub repository id like 'user/name', got {self.repo_id!r}")
         if self.push and self.repo_id is None:
             raise ValueError("repo_id is required when push is true (e.g. repo_id: user/resnet18-cifar100-ostc)")
+        license_ = self.license
+        if not isinstance(license_, str) or not license_.strip() or any(c.isspace() for c in license_):
+            raise ValueError(
+                f"license must be a Hub license id like 'apache-2.0', 'mit' or 'other', got {self.license!r}"
+            )
 
 
 @dataclass
@@ -263,11 +272,12 @@ def recipe_problems(recipe: Recipe) -> list[tuple[str, str]]:
     model_problem = _model_name_problem(recipe.model.name, recipe.model.pretrained)
     if model_problem is not None:
         problems.append(("model.name", model_problem))
-    if recipe.loss.method == "kd":
-        others = ", ".join(m for m in METHODS if m != "kd")
+    if recipe.loss.spec.teacher == "logits":
+        method = recipe.loss.method
+        others = ", ".join(m for m in METHODS if METHOD_SPECS[m].teacher != "logits")
         problems.append((
             "loss.method",
-            "loss.method 'kd' needs a teacher model, which a recipe cannot give (kd is for code: "
+            f"loss.method {method!r} needs a teacher model, which a recipe cannot give ({method} is for code: "
             f"OSTCTrainer(..., teacher_model=...)); choose one of {others}",
         ))  # fmt: skip
     if getattr(recipe.data, "builtin", False):

@@ -3,11 +3,13 @@
 Order, as in HF's example scripts: output folder check → seed → data → model → OSTCTrainer → train (or resume)
 → evaluate on the validation and test splits → save → the test logits, the model card and ``results.json`` (last, so
 it exists only for a finished run) → push to the Hub when the recipe asks. A diverged loss stops the job before the
-save (``lsr_hf.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.outputs``).
+save (``lsr_hf.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.outputs``), and so
+does a push that cannot happen (``lsr_hf.hub.check_push``: offline, no token, no write access).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -28,8 +30,10 @@ from transformers.utils import logging as hf_logging
 
 from lsr_hf.data import PreparedData, prepare_data
 from lsr_hf.data.image import ImageBatchTransform, ImageCollator
+from lsr_hf.data.mixup import build_mixup
 from lsr_hf.errors import DataError, OutputWriteError, TrainingInterrupted
 from lsr_hf.guards import DivergenceGuard, GracefulInterrupt, uniform_prediction_loss
+from lsr_hf.hub import TRAINING_ARGS_FILE, HubError, PushFailed, check_push, push_run, retry_command
 from lsr_hf.metrics import build_compute_metrics
 from lsr_hf.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
@@ -169,6 +173,7 @@ def build_trainer(
         train_transform=train_transform,
         eval_transform=eval_transform,
         schedule=recipe.schedule,
+        mixup=build_mixup(recipe.data, data.num_classes, data.modality),  # training batches only
         compute_metrics=build_compute_metrics(),
         callbacks=list(callbacks),
     )
@@ -194,6 +199,10 @@ def run(
             equivalent ``scripts/train.py`` command); default: this process's own (``sys.argv``).
 
     Raises:
+        lsr_hf.hub.HubError: ``hub.push`` is on but the push cannot happen (offline mode, no token, no write access
+            to ``hub.repo_id``); raised before the output folder is touched or any data is loaded.
+        lsr_hf.hub.PushFailed: the upload after training failed; the finished run is kept on disk and the message
+            gives the ``lsr-hf push`` command that retries it.
         lsr_hf.errors.OutputDirError: ``training.output_dir`` holds another run (and neither flag says what to do
             with it), is not writable, or has nothing to resume; raised before any data is loaded.
         lsr_hf.errors.DataError: data that cannot be trained on (``lsr_hf.data.prepare_data``).
@@ -207,6 +216,8 @@ def run(
     # everything that can be checked without data, before any data is loaded (load_recipe did it already; a
     # dataset without a built-in spec has its classes checked once loaded, still before any output is written)
     check_recipe(recipe)
+    if recipe.hub.push:  # before the output folder is touched (--overwrite deletes) and before any data is loaded
+        check_push(recipe.hub.repo_id, recipe.hub.private)
     command = command if command is not None else shlex.join(sys.argv)
     args = recipe.training_arguments(remove_unused_columns=False, push_to_hub=False)
     output_dir = Path(args.output_dir)
@@ -271,8 +282,10 @@ def _train(
         metrics.update(test.metrics)
         guard.check(metrics, trainer.state.global_step, args)
         with writing_outputs(output_dir, "the model"):
-            trainer.save_model()  # model.safetensors + config.json
+            trainer.save_model()  # model.safetensors + config.json (+ training_args.bin, a pickle: never pushed)
             trainer.save_state()
+            if trainer.is_world_process_zero():  # the training arguments as JSON, the form a push uploads
+                write_json(output_dir / TRAINING_ARGS_FILE, json.loads(args.to_json_string()))
 
     results = {
         "metrics": metrics,
@@ -305,9 +318,15 @@ def _train(
             np.savez(output_dir / PREDICTIONS_FILE, logits=logits.astype(np.float32), labels=test.label_ids, **extra)
             write_model_card(output_dir, recipe, results)
             write_json(output_dir / RESULTS_FILE, results)  # last: it marks a finished run (lsr_hf.outputs)
-        if recipe.hub.push:
+    push_failed: PushFailed | None = None
+    if trainer.is_world_process_zero() and recipe.hub.push:
+        try:
             _push_to_hub(output_dir, recipe)
+        except PushFailed as err:  # raised once the other processes are done too (none waits forever)
+            push_failed = err
     trainer.accelerator.wait_for_everyone()
+    if push_failed is not None:
+        raise push_failed
     return results
 
 
@@ -366,19 +385,20 @@ def _environment(world_size: int) -> dict[str, Any]:
 
 
 def _push_to_hub(output_dir: Path, recipe: Recipe) -> None:
-    """Uploads the final model, card, recipe and results (not the checkpoints). The token is whatever
-    huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``); it is never read or written here."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    repo = api.create_repo(recipe.hub.repo_id, private=recipe.hub.private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo.repo_id,
-        folder_path=str(output_dir),
-        ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "*.pth"],
-        commit_message=f"lsr-hf: {recipe.loss.method} on {recipe.data.name} ({recipe.model.name})",
-    )
-    logger.info("pushed %s to https://huggingface.co/%s", output_dir, repo.repo_id)
+    """Uploads the finished run (``lsr_hf.hub.push_run``: the model, card, recipe, results; not the checkpoints, no
+    pickles, no absolute paths). The token is whatever huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``);
+    it is never read or written here. A failure raises ``PushFailed`` naming the command that retries the push; the
+    run folder stays as it is."""
+    repo_id, private = str(recipe.hub.repo_id), recipe.hub.private
+    try:
+        url = push_run(output_dir, repo_id, private)
+    except HubError as err:  # the token or the network went away during training
+        raise PushFailed(
+            f"the push to {repo_id} failed after training: {err}. The finished run in {str(output_dir)!r} is kept; "
+            f"retry with: {retry_command(output_dir, repo_id, private)}"
+        ) from err
+    logger.info("pushed %s to %s", output_dir, url)
+    print(f"pushed {output_dir} to {url}")
 
 
 def summary_line(results: dict[str, Any]) -> str:

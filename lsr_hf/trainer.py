@@ -80,9 +80,9 @@ class OSTCTrainer(Trainer):
                 f"label_smoothing_factor must be 0 with OSTCTrainer, got {smoothing!r}: the smoothing is set by "
                 f"ostc (method={ostc.method!r}); for plain label smoothing use OSTCConfig(method='lsr', alpha={smoothing})"
             )
-        if (ostc.method == "kd") != (teacher_model is not None):
+        if (ostc.spec.teacher == "logits") != (teacher_model is not None):
             raise ValueError(
-                "teacher_model is required for method='kd'"
+                f"teacher_model is required for method={ostc.method!r}"
                 if teacher_model is None
                 else f"teacher_model is only used by method='kd', got method={ostc.method!r}"
             )

@@ -41,14 +41,22 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 from lsr_hf import OSTCConfig, OSTCLoss
+from lsr_hf.losses import METHOD_SPECS
 from lsr_hf.fused_loss import triton_available
 
+# every method of the method table but ce (the reference column); a method without settings here runs at its
+# OSTCConfig defaults
+CONFIG_SETTINGS: dict[str, dict[str, float]] = {
+    "lsr": {"alpha": 0.1},
+    "tfkd": {"alpha": 0.95, "teacher_temperature": 40.0, "multiplier": 1.0},
+    "lsr_os": {"alpha": 0.5, "temperature": 4.0},
+    "lsr_os_tc": {"alpha": 0.5, "temperature": 4.0, "correct_prob": 0.2},
+    "kd": {"alpha": 0.5, "temperature": 4.0},
+}
 CONFIGS = {
-    "lsr": OSTCConfig(method="lsr", alpha=0.1),
-    "tfkd": OSTCConfig(method="tfkd", alpha=0.95, teacher_temperature=40.0, multiplier=1.0),
-    "lsr_os": OSTCConfig(method="lsr_os", alpha=0.5, temperature=4.0),
-    "lsr_os_tc": OSTCConfig(method="lsr_os_tc", alpha=0.5, temperature=4.0, correct_prob=0.2),
-    "kd": OSTCConfig(method="kd", alpha=0.5, temperature=4.0),
+    name: OSTCConfig(method=name, **CONFIG_SETTINGS.get(name, {}))
+    for name, spec in METHOD_SPECS.items()
+    if spec.teacher != "none"
 }
 
 
@@ -106,7 +114,7 @@ def bench_loss(device: str, batch: int, classes: list[int], min_run_time: float)
         fns = {"cross_entropy": lambda x: F.cross_entropy(x, y)}
         for name, cfg in CONFIGS.items():
             loss = OSTCLoss(cfg, check_labels=False)
-            fns[name] = (lambda x, loss=loss: loss(x, y, teacher_logits=t)) if name == "kd" else (
+            fns[name] = (lambda x, loss=loss: loss(x, y, teacher_logits=t)) if cfg.spec.teacher == "logits" else (
                 lambda x, loss=loss: loss(x, y)
             )
         if with_triton:

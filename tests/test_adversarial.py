@@ -491,6 +491,7 @@ def test_divergent_run_exits_3_saves_nothing_and_pushes_nothing(capsys, in_tmp, 
 
     pushed = []
     monkeypatch.setattr(lsr_hf.train, "_push_to_hub", lambda *args: pushed.append(args))
+    monkeypatch.setattr(lsr_hf.train, "check_push", lambda *args, **kwargs: None)  # no Hub here: pass the preflight
     tiny = {
         "model.name": "test_resnet", "data.max_train_samples": 64, "data.max_eval_samples": 32,
         "training.per_device_train_batch_size": 8, "training.logging_steps": 1, "training.use_cpu": "true",

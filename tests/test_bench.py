@@ -1,5 +1,6 @@
 """scripts/bench.py runs (a smoke test of the benchmark script; its figures are not checked here)."""
 
+import math
 import re
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def test_train_benchmark_smoke():
     audio = next(line for line in out.splitlines() if line.startswith("| 4 |"))  # smoke: audio batch 4
     for row, columns in ((image, 7), (audio, 7)):
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == columns and all(float(c.replace(",", "")) > 0 for c in cells[1:])
+        values = [float(c.replace(",", "")) for c in cells[1:]]  # numbers, rounded as printed: a slow (loaded)
+        assert len(cells) == columns and all(math.isfinite(v) and v >= 0 for v in values)  # machine may print 0
 
 
 def test_methods_benchmark_smoke():

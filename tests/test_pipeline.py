@@ -298,33 +298,25 @@ def test_timm_pretrained_cfg_keeps_the_architecture_and_drops_the_weights_source
     assert cfg["num_classes"] == 7 and not set(cfg) & set(STALE_PRETRAINED_KEYS)
 
 
-def test_hub_upload_carries_the_preprocessing_and_the_card_points_at_the_repo(audio_run, tmp_path, monkeypatch):
+def test_hub_upload_carries_the_preprocessing_and_the_card_points_at_the_repo(audio_run, tmp_path):
     import shutil
 
-    import huggingface_hub
-    from huggingface_hub.utils import filter_repo_objects
-
+    from lsr_hf.hub import push_files, stage_push
     from lsr_hf.model_card import write_model_card
-    from lsr_hf.train import _push_to_hub
 
     results, out, _ = audio_run
     folder = tmp_path / "copy"
     shutil.copytree(out, folder)
     recipe = load_recipe(folder / "recipe.yaml", ["hub.push=true", "hub.repo_id=someone/tiny-audio"])
     text = write_model_card(folder, recipe, results).read_text()
-    assert 'pipeline("audio-classification", model="someone/tiny-audio")' in text
+    assert 'pipeline("audio-classification", model="someone/tiny-audio", trust_remote_code=True)' in text
     assert "snapshot_download('someone/tiny-audio')" in text and str(folder) not in text.split("## Training")[0]
 
-    calls = {}
-
-    class FakeRepo:
-        repo_id = "someone/tiny-audio"
-
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: FakeRepo())
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.setdefault("upload", kw))
-    _push_to_hub(folder, recipe)
-    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
-    uploaded = set(filter_repo_objects(files, ignore_patterns=calls["upload"]["ignore_patterns"]))
-    expected = {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "reliability.png"}
+    uploaded = set(push_files(folder))  # what a push uploads (the push itself: tests/test_hub.py)
+    expected = {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "reliability.png",
+                "modeling_lsr_audio.py", "feature_extraction_lsr_audio.py"}  # fmt: skip
     assert expected <= uploaded
-    assert not any(name.startswith("checkpoint-") for name in uploaded)
+    assert not any(name.startswith("checkpoint-") or name.endswith(".bin") for name in uploaded)
+    staged = stage_push(folder, tmp_path / "stage", "someone/tiny-audio")
+    assert staged == sorted(uploaded)
+    assert "model=\"someone/tiny-audio\"" in (tmp_path / "stage" / "README.md").read_text()

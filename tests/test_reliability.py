@@ -20,7 +20,7 @@ K = 4
 def test_float_labels_are_a_value_error_naming_the_dtype() -> None:
     logits = torch.randn(3, K)
     for labels in (torch.tensor([0.0, 1.0, 2.0]), torch.tensor([True, False, True])):
-        with pytest.raises(ValueError, match=r"labels must be integer class ids \(torch.long\) .* got dtype torch\."):
+        with pytest.raises(ValueError, match=r"labels of shape \(batch,\) must be integer class ids \(torch.long\) .* got dtype torch\."):
             OSTCLoss(OSTCConfig())(logits, labels)
         with pytest.raises(ValueError, match="got dtype"):  # also where the labels were checked before
             OSTCLoss(OSTCConfig(method="ce"), check_labels=False)(logits, labels)

@@ -1,5 +1,6 @@
 """The training job end to end: scripts/train.py on tiny local datasets in the Hub layouts (image and audio),
---resume after a crash, 2-process DDP with torchrun, malformed recipes, and the Hub push (mocked)."""
+--resume after a crash, 2-process DDP with torchrun, malformed recipes, and the Hub push checked before
+training (the push itself: tests/test_hub.py)."""
 
 import json
 import os
@@ -198,32 +199,21 @@ def test_two_process_ddp_with_torchrun(tmp_path, image_recipe):
     assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
 
 
-def test_hub_push_uploads_folder_without_token(tmp_path, image_recipe, monkeypatch):
-    import huggingface_hub
-
+def test_hub_push_is_checked_before_the_output_folder_or_the_data(tmp_path, image_recipe, monkeypatch):
+    """hub.push in offline mode (the tests' HF_HUB_OFFLINE=1) stops the job before anything is written or loaded;
+    the push itself, against a fake Hub, is in tests/test_hub.py."""
+    from lsr_hf.hub import HubError
     from lsr_hf.train import run
 
-    calls = {}
-
-    class FakeRepo:
-        repo_id = "someone/tiny-ostc"
-
-    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create", (repo_id, kw)) and FakeRepo())
-    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kw: calls.setdefault("upload", kw))
-    secret = "hf_" + "x" * 30
-    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 30)
     recipe = load_recipe(
         image_recipe,
         [f"training.output_dir={tmp_path / 'push'}", "training.num_train_epochs=1", "hub.push=true",
-         "hub.repo_id=someone/tiny-ostc", "hub.private=true"],
+         "hub.repo_id=someone/tiny-ostc", "hub.private=true", f"data.path={tmp_path / 'no_data'}"],
     )  # fmt: skip
-    run(recipe)
-    assert calls["create"] == ("someone/tiny-ostc", {"private": True, "exist_ok": True})
-    assert Path(calls["upload"]["folder_path"]) == tmp_path / "push"
-    assert "checkpoint-*" in calls["upload"]["ignore_patterns"]
-    for path in (tmp_path / "push").rglob("*"):
-        if path.is_file():
-            assert secret.encode() not in path.read_bytes(), path
+    with pytest.raises(HubError, match=r"^hub\.push: offline mode is on"):
+        run(recipe)
+    assert not (tmp_path / "push").exists()
 
 
 def test_job_trainer_loads_uint8_and_transforms_on_the_device(image_recipe):

@@ -5,7 +5,7 @@ Plain numpy functions (:mod:`lsr_hf.metrics.functional`) are the implementation;
 :func:`build_compute_metrics` makes the ``compute_metrics`` callable that Trainer expects.
 """
 
-from lsr_hf.metrics.compute import METRIC_NAMES, build_compute_metrics, load_metric, metric_module_path
+from lsr_hf.metrics.compute import METRIC_NAMES, METRIC_SPECS, MetricSpec, build_compute_metrics, load_metric, metric_module_path
 from lsr_hf.metrics.functional import (
     IGNORE_INDEX,
     accuracy,
@@ -18,6 +18,8 @@ from lsr_hf.metrics.functional import (
 __all__ = [
     "IGNORE_INDEX",
     "METRIC_NAMES",
+    "METRIC_SPECS",
+    "MetricSpec",
     "accuracy",
     "build_compute_metrics",
     "expected_calibration_error",

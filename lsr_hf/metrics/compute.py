@@ -16,6 +16,7 @@ Two backends give the same numbers (the tests check it):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,16 +35,24 @@ if TYPE_CHECKING:  # importing evaluate / transformers is slow; only needed for 
     import evaluate
     from transformers import EvalPrediction
 
-METRIC_NAMES = ("accuracy", "top5_accuracy", "ece", "nll")
+@dataclass(frozen=True)
+class MetricSpec:
+    """One evaluation metric: ``function(logits, labels) -> float`` (``lsr_hf.metrics.functional``) and the label
+    cards and reports give it. The local ``evaluate`` module of the same id lives in ``modules/<id>``."""
+
+    function: Callable[[np.ndarray, np.ndarray], float]
+    label: str
+
+
+METRIC_SPECS: dict[str, MetricSpec] = {
+    "accuracy": MetricSpec(accuracy, "accuracy"),
+    "top5_accuracy": MetricSpec(partial(top_k_accuracy, k=5), "top-5 accuracy"),
+    "ece": MetricSpec(partial(expected_calibration_error, n_bins=ECE_BINS), f"ECE ({ECE_BINS} bins)"),
+    "nll": MetricSpec(negative_log_likelihood, "NLL"),
+}
+METRIC_NAMES = tuple(METRIC_SPECS)
 BACKENDS = ("functional", "evaluate")
 MODULES_DIR = Path(__file__).resolve().parent / "modules"
-
-_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "accuracy": accuracy,
-    "top5_accuracy": partial(top_k_accuracy, k=5),
-    "ece": partial(expected_calibration_error, n_bins=ECE_BINS),
-    "nll": negative_log_likelihood,
-}
 
 
 def _check_name(name: str) -> str:
@@ -115,6 +124,6 @@ def build_compute_metrics(
 
         def compute_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
             logits, labels = _split_eval_prediction(eval_pred)
-            return {name: _FUNCTIONS[name](logits, labels) for name in names}
+            return {name: METRIC_SPECS[name].function(logits, labels) for name in names}
 
     return compute_metrics

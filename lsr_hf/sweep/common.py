@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lsr_hf.losses import METHOD_SPECS, METHODS, PARAM_SYMBOLS
 from lsr_hf.recipe import flatten_recipe
 
 SWEEP_KEYS = ("recipe", "output_dir", "seeds", "folds", "set", "grids")
@@ -19,19 +20,10 @@ DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
 
 # report: the loss hyperparameters each method uses (the others are ignored by the objective)
-METHOD_ORDER = ("ce", "lsr", "tfkd", "lsr_os", "lsr_os_tc", "kd")
-METHOD_PARAMS: dict[str, tuple[str, ...]] = {
-    "ce": (),
-    "lsr": ("alpha",),
-    "tfkd": ("alpha", "teacher_temperature", "multiplier"),
-    "lsr_os": ("alpha", "temperature"),
-    "lsr_os_tc": ("alpha", "temperature", "correct_prob"),
-    "kd": ("alpha", "temperature"),
-}
-LOSS_PARAMS = ("alpha", "temperature", "correct_prob", "teacher_temperature", "multiplier")
-PARAM_SYMBOLS = {
-    "alpha": "α", "temperature": "τ", "correct_prob": "a", "teacher_temperature": "T_t", "multiplier": "mult"
-}  # fmt: skip
+# all from the method table of lsr_hf.losses (METHOD_SPECS): a new method needs nothing here
+METHOD_ORDER = METHODS
+METHOD_PARAMS: dict[str, tuple[str, ...]] = {name: spec.params for name, spec in METHOD_SPECS.items()}
+LOSS_PARAMS = tuple(PARAM_SYMBOLS)
 # (results.json metric, CSV column stem, Markdown header, scale for Markdown, decimals)
 METRICS = (
     ("eval_accuracy", "val_accuracy", "val acc (%)", 100.0, 2),
@@ -73,7 +65,7 @@ def selection_criterion(select_by: str) -> SelectionCriterion:
 # recipe entries that differ between the runs of one configuration, or that do not change what is trained
 BOOKKEEPING_KEYS = ("training.output_dir", "training.seed", "data.fold", "training.logging_dir", "training.run_name")
 BOOKKEEPING_SECTIONS = ("hub",)
-HEATMAP_METHODS = ("lsr_os", "lsr_os_tc", "kd")
+HEATMAP_METHODS = tuple(name for name, spec in METHOD_SPECS.items() if spec.tempered_student)  # an (α, τ) grid
 
 
 class SweepError(ValueError):
