@@ -32,15 +32,12 @@ import argparse
 import copy
 import dataclasses
 import difflib
-import enum
 import math
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -48,6 +45,7 @@ import yaml
 from lsr_hf.errors import JobError
 from lsr_hf.losses import METHOD_SPECS, METHODS, SMOOTHING_METHODS, OSTCConfig
 from lsr_hf.schedule import ScheduleConfig
+from lsr_hf.typecheck import as_written, dataclass_in, describe, fits, kind, plain, shown, suggest, type_hints
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -78,8 +76,6 @@ TOKEN_ADVICE = (
 HUB_OWNED_TRAINING_KEYS = {"push_to_hub": "hub.push", "hub_model_id": "hub.repo_id", "hub_private_repo": "hub.private"}
 SET_ORIGIN = "--set"
 RESOLVED_HEADER = "# Resolved recipe"  # the first line of a recipe.yaml that write_resolved wrote (lsr_hf.outputs)
-# PyYAML follows YAML 1.1, which reads 1e-3 (no dot) as a string; such a string is accepted for a float field
-_UNDOTTED_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 # training keys checked beyond their types (TrainingArguments accepts these values, and the job then fails late):
@@ -177,12 +173,12 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data (JSON/YAML-serialisable); loading it again gives an equal recipe."""
         return {
-            "data": _plain(dataclasses.asdict(self.data)),
-            "model": _plain(dataclasses.asdict(self.model)),
-            "loss": _plain(dataclasses.asdict(self.loss)),
-            "training": _plain(self.training),
-            "schedule": _plain(dataclasses.asdict(self.schedule)),
-            "hub": _plain(dataclasses.asdict(self.hub)),
+            "data": plain(dataclasses.asdict(self.data)),
+            "model": plain(dataclasses.asdict(self.model)),
+            "loss": plain(dataclasses.asdict(self.loss)),
+            "training": plain(self.training),
+            "schedule": plain(dataclasses.asdict(self.schedule)),
+            "hub": plain(dataclasses.asdict(self.hub)),
         }
 
     def training_arguments(self, **overrides: Any) -> TrainingArguments:
@@ -462,7 +458,7 @@ def _read_file(path: Path, shown: str, referrer: str | None) -> dict[str, Any]:
         content = {}
     if not isinstance(content, dict):
         raise RecipeError(
-            f"{shown}: a recipe must be a mapping of sections ({', '.join(SECTIONS)}), got {_kind(content)}"
+            f"{shown}: a recipe must be a mapping of sections ({', '.join(SECTIONS)}), got {kind(content)}"
         )
     _reject_tokens(content, shown, "")
     sections: dict[str, Any] = {}
@@ -472,13 +468,13 @@ def _read_file(path: Path, shown: str, referrer: str | None) -> dict[str, Any]:
             continue
         if key not in SECTIONS:
             raise RecipeError(
-                f"{shown}: unknown top-level key {key!r}{_suggest(str(key), (*SECTIONS, EXTENDS_KEY))}; "
+                f"{shown}: unknown top-level key {key!r}{suggest(str(key), (*SECTIONS, EXTENDS_KEY))}; "
                 f"a recipe has the sections {', '.join(SECTIONS)} and an optional {EXTENDS_KEY}"
             )
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise RecipeError(f"{shown}: section {key} must be a mapping of keys to values, got {_kind(value)}")
+            raise RecipeError(f"{shown}: section {key} must be a mapping of keys to values, got {kind(value)}")
         sections[key] = value
     return sections
 
@@ -527,7 +523,7 @@ def _apply_override(raw: dict[str, Any], origins: dict[str, str], item: str, sho
         raise RecipeError(f"{shown}: --set {key!r}: the key must be SECTION.NAME, e.g. loss.alpha")
     if parts[0] not in SECTIONS:
         raise RecipeError(
-            f"{shown}: --set {key!r}: unknown section {parts[0]!r}{_suggest(parts[0], SECTIONS)}; "
+            f"{shown}: --set {key!r}: unknown section {parts[0]!r}{suggest(parts[0], SECTIONS)}; "
             f"the sections are {', '.join(SECTIONS)}"
         )
     for index, part in enumerate(parts):
@@ -547,7 +543,7 @@ def _apply_override(raw: dict[str, Any], origins: dict[str, str], item: str, sho
         if child is None:
             child = node[part] = {}
         elif not isinstance(child, dict):
-            raise RecipeError(f"{shown}: --set {key}: {'.'.join(parts[:depth])} is {_kind(child)}, not a mapping")
+            raise RecipeError(f"{shown}: --set {key}: {'.'.join(parts[:depth])} is {kind(child)}, not a mapping")
         node = child
     node[parts[-1]] = value  # replaces the old value, a mapping included (extends merges; --set sets)
     for stale in [k for k in origins if k.startswith(key + ".")]:
@@ -587,15 +583,15 @@ def _build_dataclass(cls: type, values: Mapping[str, Any], dotted: str, where: _
     """Checks ``values`` against the fields and type hints of ``cls`` and constructs it; range errors raised by
     its ``__post_init__`` come back prefixed with the recipe path and the dotted key."""
     fields_ = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    hints = _type_hints(cls)
+    hints = type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         key = f"{dotted}.{name}"
         if name not in fields_:
             valid = ", ".join(fields_)
-            raise where.error(f"unknown key {key}{_suggest(str(name), fields_, dotted)}; {dotted} has: {valid}", key)
+            raise where.error(f"unknown key {key}{suggest(str(name), fields_, dotted)}; {dotted} has: {valid}", key)
         hint = hints.get(name, Any)
-        nested = _dataclass_in(hint)
+        nested = dataclass_in(hint)
         if nested is not None and isinstance(value, dict):
             kwargs[name] = _build_dataclass(nested, value, key, where)
         else:
@@ -610,7 +606,7 @@ def _build_dataclass(cls: type, values: Mapping[str, Any], dotted: str, where: _
         name = max((n for n in fields_ if re.match(rf"{re.escape(n)}\b", message)), key=len, default=None)
         if name is None:
             raise where.error(f"{dotted}: {message}") from err
-        message = _as_written(message, values.get(name))
+        message = as_written(message, values.get(name))
         raise where.error(f"{dotted}.{message}", f"{dotted}.{name}") from err
 
 
@@ -620,7 +616,7 @@ def _check_training(values: Mapping[str, Any], default_output_dir: str, where: _
 
     fields_ = [f.name for f in dataclasses.fields(TrainingArguments) if f.init]
     known = set(fields_)
-    hints = _type_hints(TrainingArguments)
+    hints = type_hints(TrainingArguments)
     checked: dict[str, Any] = {}
     for name, value in values.items():
         key = f"training.{name}"
@@ -628,7 +624,7 @@ def _check_training(values: Mapping[str, Any], default_output_dir: str, where: _
             raise where.error(f"{key} is set by the hub section: use {HUB_OWNED_TRAINING_KEYS[name]} instead", key)
         if name not in known:
             raise where.error(
-                f"unknown key {key}{_suggest(str(name), fields_, 'training')}; "
+                f"unknown key {key}{suggest(str(name), fields_, 'training')}; "
                 "the training keys are the fields of transformers.TrainingArguments",
                 key,
             )
@@ -640,166 +636,10 @@ def _check_training(values: Mapping[str, Any], default_output_dir: str, where: _
 
 def _check_value(value: Any, hint: Any, key: str, where: _Where) -> Any:
     """``value`` if it fits ``hint`` (list→tuple and undotted-exponent strings→float converted), else an error."""
-    ok, converted = _fits(value, hint)
+    ok, converted = fits(value, hint)
     if ok:
         return converted
-    message = f"{key} must be {_describe(hint)}, got {_shown(value)} ({_kind(value)})"
-    if isinstance(value, bool) and _fits("no", hint)[0]:
+    message = f"{key} must be {describe(hint)}, got {shown(value)} ({kind(value)})"
+    if isinstance(value, bool) and fits("no", hint)[0]:
         message += "; YAML reads unquoted yes/no/on/off as booleans: quote the text, e.g. 'no'"
     raise where.error(message, key)
-
-
-def _fits(value: Any, hint: Any) -> tuple[bool, Any]:
-    """Whether a YAML value fits a type hint, and the value to use. Unknown hints accept anything."""
-    if hint is Any or hint is object or isinstance(hint, (str, typing.ForwardRef, typing.TypeVar)):
-        return True, value
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        for arg in args:
-            ok, converted = _fits(value, arg)
-            if ok:
-                return True, converted
-        return False, value
-    if origin is typing.Literal:
-        return any(type(value) is type(a) and value == a for a in args), value
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        if isinstance(value, str) and _UNDOTTED_FLOAT.fullmatch(value.strip()):
-            return True, float(value)
-        return isinstance(value, (int, float)) and not isinstance(value, bool), value
-    if hint is str:
-        return isinstance(value, str), value
-    container = origin or hint
-    if not isinstance(container, type):
-        return True, value
-    if issubclass(container, PurePath):
-        return isinstance(value, (str, PurePath)), container(value) if isinstance(value, (str, PurePath)) else value
-    if issubclass(container, enum.Enum):
-        values = [m.value for m in container]
-        return isinstance(value, container) or any(type(value) is type(v) and value == v for v in values), value
-    if issubclass(container, tuple):
-        if not isinstance(value, (list, tuple)):
-            return False, value
-        item_hints = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
-        if args and len(item_hints) != len(value):
-            return False, value
-        checked = [_fits(v, h) for v, h in zip(value, item_hints)] if args else [(True, v) for v in value]
-        return all(ok for ok, _ in checked), tuple(v for _, v in checked)
-    if issubclass(container, Mapping):
-        if not isinstance(value, dict):
-            return False, value
-        if len(args) != 2:
-            return True, value
-        checked_items = {k: _fits(v, args[1]) for k, v in value.items()}
-        return all(ok for ok, _ in checked_items.values()), {k: v for k, (_, v) in checked_items.items()}
-    if issubclass(container, (list, Sequence)) and not issubclass(container, (str, bytes)):
-        if not isinstance(value, list):
-            return False, value
-        if not args:
-            return True, value
-        checked = [_fits(v, args[0]) for v in value]
-        return all(ok for ok, _ in checked), [v for _, v in checked]
-    return isinstance(value, container), value
-
-
-def _describe(hint: Any) -> str:
-    """A type hint in words, for error messages."""
-    if hint is Any:
-        return "anything"
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        words: list[str] = []
-        for arg in args:
-            if _describe(arg) not in words:
-                words.append(_describe(arg))
-        return " or ".join(words)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(_shown(a) for a in args)
-    simple = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    if hint in simple:
-        return simple[hint]
-    container = origin or hint
-    if isinstance(container, type):
-        if issubclass(container, PurePath):
-            return "a path"
-        if issubclass(container, enum.Enum):
-            return "one of " + ", ".join(_shown(m.value) for m in container)
-        if issubclass(container, Mapping):
-            if len(args) == 2 and args[1] is not Any:
-                return f"a mapping whose values are each {_describe(args[1])}"
-            return "a mapping"
-        if issubclass(container, tuple) and args and args[-1] is not Ellipsis:
-            return f"a list of {len(args)} items ({', '.join(_describe(a) for a in args)})"
-        if issubclass(container, (list, tuple, Sequence)):
-            if args and args[0] is not Any:
-                return f"a list whose items are each {_describe(args[0])}"
-            return "a list"
-        return f"a {container.__name__}"
-    return str(hint)
-
-
-def _kind(value: Any) -> str:
-    """What a YAML value is, in words."""
-    if value is None:
-        return "null"
-    kinds = {
-        bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"
-    }
-    return kinds.get(type(value), f"a {type(value).__name__}")
-
-
-def _shown(value: Any) -> str:
-    """A value as the user wrote it in YAML."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    return repr(value)
-
-
-def _as_written(message: str, value: Any) -> str:
-    """Shows an int the user wrote as an int: dataclasses that convert to float report ``-1.0`` for ``-1``."""
-    if type(value) is int:
-        converted = repr(float(value))
-        if message.endswith(converted):
-            return message[: -len(converted)] + repr(value)
-    return message
-
-
-def _suggest(name: str, choices: Sequence[str] | Mapping[str, Any], prefix: str = "") -> str:
-    matches = difflib.get_close_matches(name, list(choices), n=3)
-    if not matches:
-        return ""
-    return " (did you mean " + " or ".join(f"{prefix}.{m}" if prefix else m for m in matches) + "?)"
-
-
-def _type_hints(cls: type) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls)
-    except (NameError, TypeError, AttributeError):  # an annotation that cannot be resolved: check what we can
-        return {f.name: f.type for f in dataclasses.fields(cls) if not isinstance(f.type, str)}
-
-
-def _dataclass_in(hint: Any) -> type | None:
-    """The dataclass named by ``hint`` (directly or as ``X | None``), if any."""
-    candidates = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    found = [c for c in candidates if isinstance(c, type) and dataclasses.is_dataclass(c)]
-    return found[0] if len(found) == 1 else None
-
-
-def _plain(value: Any) -> Any:
-    """Plain YAML/JSON data: mappings with string keys, lists, scalars (paths and enums as their values)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    return value
