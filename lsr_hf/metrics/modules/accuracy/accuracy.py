@@ -3,39 +3,17 @@
 Load it by path, offline: ``lsr_hf.metrics.load_metric("accuracy")``.
 """
 
-import datasets
-import evaluate
-import numpy as np
-
 from lsr_hf.metrics.functional import accuracy
+from lsr_hf.metrics import module_base  # the module, not its class: evaluate takes the first Metric class it finds
 
-_DESCRIPTION = (
-    "Top-1 accuracy computed from logits: the fraction of labelled rows whose largest logit is the true class, "
-    "(1/M) sum_i 1[argmax_k z_ik = c_i]. Ties go to the lowest class index. Rows labelled -100 are ignored."
-)
 
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: (N, K) logits, one row of class scores per example.
-    references: (N,) integer labels in [0, K); -100 marks a row to ignore.
-Returns:
+class Accuracy(module_base.LogitsMetric):
+    metric_id = "accuracy"
+    description = (
+        "Top-1 accuracy computed from logits: the fraction of labelled rows whose largest logit is the true class, "
+        "(1/M) sum_i 1[argmax_k z_ik = c_i]. Ties go to the lowest class index. Rows labelled -100 are ignored."
+    )
+    returns = """Returns:
     accuracy (float): in [0, 1].
 """
-
-_CITATION = ""
-
-
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Accuracy(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int64")}
-            ),
-        )
-
-    def _compute(self, predictions, references) -> dict:
-        return {"accuracy": accuracy(np.asarray(predictions, dtype=np.float64), np.asarray(references))}
+    score = staticmethod(accuracy)
