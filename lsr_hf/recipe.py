@@ -75,7 +75,7 @@ TOKEN_ADVICE = (
 # TrainingArguments fields that the hub section owns, so that there is one place to say where a model goes
 HUB_OWNED_TRAINING_KEYS = {"push_to_hub": "hub.push", "hub_model_id": "hub.repo_id", "hub_private_repo": "hub.private"}
 SET_ORIGIN = "--set"
-RESOLVED_HEADER = "# Resolved recipe"  # the first line of a recipe.yaml that write_resolved wrote (lsr_hf.outputs)
+RESOLVED_HEADER = "# Resolved recipe"  # the first line of a recipe.yaml that write_resolved wrote (lsr_hf.job.outputs)
 
 
 # training keys checked beyond their types (TrainingArguments accepts these values, and the job then fails late):
@@ -130,7 +130,7 @@ def _load_yaml(text: str) -> Any:
 
 @dataclass
 class HubConfig:
-    """Where the trained model goes on the Hugging Face Hub (``lsr_hf.hub``, docs/HUB.md). There is deliberately no
+    """Where the trained model goes on the Hugging Face Hub (``lsr_hf.job.hub``, docs/HUB.md). There is deliberately no
     token field: the token comes from the ``HF_TOKEN`` environment variable or ``hf auth login``."""
 
     push: bool = field(default=False, metadata={"help": "Push the final model (not the checkpoints) to the Hub."})
@@ -254,7 +254,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
 
 def check_recipe(recipe: Recipe) -> None:
     """Raises :class:`RecipeError` for the first of ``recipe_problems`` (``load_recipe`` runs the same checks;
-    ``lsr_hf.train.run`` runs them again for a recipe built in code)."""
+    ``lsr_hf.job.train.run`` runs them again for a recipe built in code)."""
     for _, message in recipe_problems(recipe):
         raise RecipeError(f"{recipe.source or 'recipe'}: {message}")
 
@@ -358,7 +358,7 @@ def write_resolved(recipe: Recipe, path: str | Path) -> Path:
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds ``--recipe PATH`` (required), ``--set KEY=VALUE`` (repeatable, dest ``overrides``), ``--resume`` and
-    ``--overwrite`` (what to do with an earlier run in ``training.output_dir``; see ``lsr_hf.outputs``)."""
+    ``--overwrite`` (what to do with an earlier run in ``training.output_dir``; see ``lsr_hf.job.outputs``)."""
     parser.add_argument("--recipe", required=True, metavar="PATH", help="Recipe YAML file (see recipes/).")
     parser.add_argument(
         "--set",

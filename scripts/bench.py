@@ -10,7 +10,7 @@ KL (B×K teacher tensor + ``F.kl_div``) and Tf-KD's reference code (a Python loo
 measured side by side in one run with ``torch.utils.benchmark``; prints a Markdown table of times and ratios to CE.
 
 ``train``: images/s of (a) a minimal pure-PyTorch loop with the uint8 dataset resident on the device and crop/flip
-done there (the limit), (b) the training job's own trainer (``lsr_hf.train.build_trainer`` on a recipe:
+done there (the limit), (b) the training job's own trainer (``lsr_hf.job.train.build_trainer`` on a recipe:
 ``OSTCTrainer``, uint8 batches fetched with one gather, augmentation on the device) on a ``datasets`` dataset of
 random 32×32 images with ``ce`` and (c) the same with ``lsr_os_tc`` (``--triton``: with the fused Triton loss);
 CIFAR-stem ResNet-18, SGD, bf16 and channels_last on CUDA; prints (b)/(a) and (c)/(b) per batch size.
@@ -183,7 +183,7 @@ def limit_loop(model_name, images, labels, batch, steps, warmup, device, num_cla
 
 
 def job_speed(recipe_path: str, overrides: list[str], make_data, batch, steps, warmup, device) -> float:
-    """Samples/s of the training job's own trainer (``lsr_hf.train.build_trainer``: OSTCTrainer, the recipe's
+    """Samples/s of the training job's own trainer (``lsr_hf.job.train.build_trainer``: OSTCTrainer, the recipe's
     collators, device transforms, optimizer and TrainingArguments) for ``recipe_path`` with ``overrides``;
     steps ``warmup`` .. ``warmup + steps`` timed."""
     import tempfile
@@ -191,7 +191,7 @@ def job_speed(recipe_path: str, overrides: list[str], make_data, batch, steps, w
     from transformers import TrainerCallback
 
     from lsr_hf.recipe import load_recipe
-    from lsr_hf.train import build_trainer
+    from lsr_hf.job.train import build_trainer
 
     class Clock(TrainerCallback):
         start = end = 0.0

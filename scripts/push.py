@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Push a finished run to the Hugging Face Hub (the same as ``lsr-hf push``; see ``lsr_hf/hub.py``):
+"""Push a finished run to the Hugging Face Hub (the same as ``lsr-hf push``; see ``lsr_hf/job/hub.py``):
 
     python scripts/push.py outputs/demo_lsr_os_tc --repo-id you/resnet10t-demo-ostc [--private] [--license mit]
 
@@ -9,7 +9,7 @@ not a finished run), 4 when the upload failed (the run folder is untouched: run 
 
 import sys
 
-from lsr_hf.hub import main as push
+from lsr_hf.job.hub import main as push
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a model from a recipe (the same as ``lsr-hf train``; see ``lsr_hf/cli.py``):
+"""Train a model from a recipe (the same as ``lsr-hf train``; see ``lsr_hf/job/cli.py``):
 
     accelerate launch -q scripts/train.py --recipe recipes/gtzan_ostc.yaml [--set loss.alpha=0.3 ...] [--resume]
     [--overwrite]
@@ -11,7 +11,7 @@ for a diverged loss, 4 for an output that could not be written or a failed push,
 
 import sys
 
-from lsr_hf.cli import train
+from lsr_hf.job.cli import train
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -487,11 +487,11 @@ def test_corrupt_audio_over_the_limit_exits_2(capsys, in_tmp) -> None:
 def test_divergent_run_exits_3_saves_nothing_and_pushes_nothing(capsys, in_tmp, monkeypatch) -> None:
     """The issue's case: ``--set training.learning_rate=10000`` on the demo recipe (with a tiny net, and
     hub.push set): it stops within a few logging steps, before anything claims a result."""
-    import lsr_hf.train
+    import lsr_hf.job.train
 
     pushed = []
-    monkeypatch.setattr(lsr_hf.train, "_push_to_hub", lambda *args: pushed.append(args))
-    monkeypatch.setattr(lsr_hf.train, "check_push", lambda *args, **kwargs: None)  # no Hub here: pass the preflight
+    monkeypatch.setattr(lsr_hf.job.train, "_push_to_hub", lambda *args: pushed.append(args))
+    monkeypatch.setattr(lsr_hf.job.train, "check_push", lambda *args, **kwargs: None)  # no Hub here: pass the preflight
     tiny = {
         "model.name": "test_resnet", "data.max_train_samples": 64, "data.max_eval_samples": 32,
         "training.per_device_train_batch_size": 8, "training.logging_steps": 1, "training.use_cpu": "true",
@@ -537,11 +537,11 @@ def finished(tmp_path_factory) -> tuple[Path, str, dict]:
 
 
 def test_second_run_into_a_non_empty_folder_exits_2_before_loading_data(capsys, finished, monkeypatch) -> None:
-    import lsr_hf.train
+    import lsr_hf.job.train
 
     out, path, _ = finished
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    monkeypatch.setattr(lsr_hf.job.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
     code, _, err = cli(capsys, "--recipe", path)
     assert (code, error_line(err)) == (
         2,
@@ -553,11 +553,11 @@ def test_second_run_into_a_non_empty_folder_exits_2_before_loading_data(capsys, 
 
 
 def test_resume_on_a_finished_run_exits_0_without_training(capsys, caplog, finished, monkeypatch) -> None:
-    import lsr_hf.train
+    import lsr_hf.job.train
 
     out, path, results = finished
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    monkeypatch.setattr(lsr_hf.job.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
     code, stdout, err = cli(capsys, "--recipe", path, "--resume")
     assert code == 0
     assert f"training.output_dir={str(out)!r} holds a finished run of this recipe: nothing to resume" in caplog.text
@@ -593,10 +593,10 @@ def test_overwrite_deletes_the_earlier_run_and_trains_again(capsys, in_tmp) -> N
 
 
 def test_read_only_output_folder_exits_2_before_loading_data(capsys, in_tmp, monkeypatch) -> None:
-    import lsr_hf.outputs
-    import lsr_hf.train
+    import lsr_hf.job.outputs
+    import lsr_hf.job.train
 
-    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    monkeypatch.setattr(lsr_hf.job.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
     path = recipe("r.yaml", {"name": "demo"}, training={"output_dir": "locked/run"})
     locked = in_tmp / "locked"
     locked.mkdir()
@@ -604,7 +604,7 @@ def test_read_only_output_folder_exits_2_before_loading_data(capsys, in_tmp, mon
     if os.geteuid() == 0:  # root writes anyway: let the check see what an unprivileged user's would
         real_access = os.access
         monkeypatch.setattr(
-            lsr_hf.outputs.os, "access", lambda p, mode: Path(p).resolve() != locked.resolve() and real_access(p, mode)
+            lsr_hf.job.outputs.os, "access", lambda p, mode: Path(p).resolve() != locked.resolve() and real_access(p, mode)
         )
     try:
         code, _, err = cli(capsys, "--recipe", path)
@@ -713,14 +713,14 @@ def test_kill_9_while_writing_a_checkpoint_then_resume_ends_with_the_uninterrupt
 def test_recipe_checks_run_before_any_data_is_loaded_or_anything_is_written(capsys, in_tmp, monkeypatch) -> None:
     """``run`` checks a recipe built (or changed) in code the same way as ``load_recipe``, before it loads data
     or touches training.output_dir."""
-    import lsr_hf.train
+    import lsr_hf.job.train
     from lsr_hf.recipe import RecipeError, load_recipe
 
-    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    monkeypatch.setattr(lsr_hf.job.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
     recipe_ = load_recipe(recipe("r.yaml", {"name": "demo"}))
     recipe_.training["per_device_train_batch_size"] = 0
     with pytest.raises(RecipeError, match=r"^r.yaml: training.per_device_train_batch_size must be an integer in"):
-        lsr_hf.train.run(recipe_)
+        lsr_hf.job.train.run(recipe_)
     assert sorted(p.name for p in in_tmp.iterdir()) == ["r.yaml"]
 
 
@@ -786,9 +786,9 @@ def test_a_file_name_that_is_not_utf8_is_named(capsys, in_tmp) -> None:
 def test_overwrite_refuses_a_folder_that_is_not_an_lsr_hf_run(capsys, in_tmp, monkeypatch) -> None:
     """The user's own README.md and config.json are not deleted: --overwrite clears only a folder marked as a run
     (its recipe.yaml or results.json); in a marked one, the run's README.md (the card) goes, other files stay."""
-    import lsr_hf.train
+    import lsr_hf.job.train
 
-    monkeypatch.setattr(lsr_hf.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
+    monkeypatch.setattr(lsr_hf.job.train, "prepare_data", lambda cfg: pytest.fail("data loaded"))
     out = in_tmp / "out"
     out.mkdir()
     (out / "README.md").write_text("my notes")
@@ -806,7 +806,7 @@ def test_overwrite_refuses_a_folder_that_is_not_an_lsr_hf_run(capsys, in_tmp, mo
         assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json"]
         assert (out / "README.md").read_text() == "my notes"
 
-    from lsr_hf.outputs import plan_output_dir
+    from lsr_hf.job.outputs import plan_output_dir
     from lsr_hf.recipe import load_recipe, write_resolved
 
     write_resolved(load_recipe(path), out / "recipe.yaml")  # now it is a run's folder
@@ -857,15 +857,15 @@ def test_a_full_disk_while_saving_a_checkpoint_exits_4_and_resume_finishes_the_r
 
 def test_ctrl_c_during_training_exits_130_with_one_line_that_says_how_to_resume(capsys, in_tmp, monkeypatch) -> None:
     """A real SIGINT at step 3 of 6: the step ends, checkpoint-3 is saved, one line on stderr, status 130."""
-    import lsr_hf.train
-    from lsr_hf.guards import GracefulInterrupt
+    import lsr_hf.job.train
+    from lsr_hf.job.guards import GracefulInterrupt
 
     class CtrlCAtStep3(GracefulInterrupt):
         def on_step_begin(self, args, state, control, **kwargs):
             if state.global_step == 2:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(lsr_hf.train, "GracefulInterrupt", CtrlCAtStep3)
+    monkeypatch.setattr(lsr_hf.job.train, "GracefulInterrupt", CtrlCAtStep3)
     monkeypatch.setattr(sys, "argv", ["scripts/train.py", "--recipe", "r.yaml"])
     root = image_parquet(in_tmp / "data")
     path = recipe("r.yaml", image_data(root), training={"save_total_limit": None})

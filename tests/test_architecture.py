@@ -1,6 +1,6 @@
 """The package's import structure: no import cycle among lsr_hf's modules (counting deferred imports inside
-functions, not those under ``if TYPE_CHECKING:``), and the sweep modules read the job's file names from lsr_hf.outputs, never importing the
-whole job (lsr_hf.train) when they are imported."""
+functions, not those under ``if TYPE_CHECKING:``), and the sweep modules read the job's file names from lsr_hf.job.outputs, never importing the
+whole job (lsr_hf.job.train) when they are imported."""
 
 import ast
 import re
@@ -117,8 +117,8 @@ def test_the_sweep_modules_do_not_import_the_job() -> None:
     sweep = {name: targets for name, targets in graph.items() if name.startswith("lsr_hf.sweep")}
     assert len(sweep) >= 10
     # one place runs a job (train_planned, a deferred import); the others read only its files, through outputs
-    assert {name for name, targets in sweep.items() if "lsr_hf.train" in targets} == {"lsr_hf.sweep.execute"}
-    code = "import sys, lsr_hf.sweep, lsr_hf.sweep.report; print('lsr_hf.train' in sys.modules)"
+    assert {name for name, targets in sweep.items() if "lsr_hf.job.train" in targets} == {"lsr_hf.sweep.execute"}
+    code = "import sys, lsr_hf.sweep, lsr_hf.sweep.report; print('lsr_hf.job.train' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

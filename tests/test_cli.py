@@ -74,11 +74,11 @@ def test_make_demo_line_runs_again_into_its_folder_quietly(tmp_path):
 
 
 def test_accelerate_launch_quiet_ends_a_clean_error_without_a_traceback(tmp_path):
-    """``accelerate launch -q -m lsr_hf.cli train``: the project's message, accelerate's status 1, no traceback."""
+    """``accelerate launch -q -m lsr_hf.job.cli train``: the project's message, accelerate's status 1, no traceback."""
     bad = _bad_recipe(tmp_path)
     launch = [str(BIN / "accelerate"), "launch", "-q", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
-    done = _run([*launch, "-m", "lsr_hf.cli", "train", "--recipe", str(bad)])
+    done = _run([*launch, "-m", "lsr_hf.job.cli", "train", "--recipe", str(bad)])
     assert done.returncode == 1
     assert f"error: {bad}: {BAD_MESSAGE}" in done.stderr
     assert not [noise for noise in NOISE if noise in done.stderr], done.stderr

@@ -84,7 +84,7 @@ def test_tensorboard_paragraph_names_the_recipes_that_do_not_log():
 
 
 def test_readme_quotes_the_demo_summary_line_in_its_format():
-    from lsr_hf.train import summary_line
+    from lsr_hf.job.train import summary_line
 
     text = README.read_text()
     quoted = re.search(r"`(test accuracy [^`]*)`", text).group(1)

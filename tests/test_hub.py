@@ -1,4 +1,4 @@
-"""Pushing to the Hub (``lsr_hf.hub``): the checks before training (offline mode, no token, no write access: exit 2
+"""Pushing to the Hub (``lsr_hf.job.hub``): the checks before training (offline mode, no token, no write access: exit 2
 before any data is loaded), what a push uploads (no pickles, no checkpoints, no absolute paths), ``lsr-hf push`` /
 ``scripts/push.py``, the visibility of an existing repository, and a failed upload after training that keeps the run
 and prints the command that retries it.
@@ -208,7 +208,7 @@ def error_lines(stderr: str) -> list[str]:
 def finished_run(tmp_path_factory):
     """A demo run trained in this process (no push), in a folder with an absolute path, with a TensorBoard-like
     folder and a stray pickle beside it."""
-    from lsr_hf.train import run as train
+    from lsr_hf.job.train import run as train
 
     out = tmp_path_factory.mktemp("hub_run") / "out"
     recipe = load_recipe(REPO / "recipes" / "demo_ostc.yaml", [f"training.output_dir={out}", *FAST])
@@ -222,7 +222,7 @@ def finished_run(tmp_path_factory):
 def test_push_files_and_staged_contents_have_no_pickle_checkpoint_or_absolute_path(finished_run, tmp_path):
     from huggingface_hub import ModelCard
 
-    from lsr_hf.hub import push_files, stage_push
+    from lsr_hf.job.hub import push_files, stage_push
 
     out, _ = finished_run
     assert (out / "training_args.bin").is_file() and (out / "training_args.json").is_file()
@@ -255,7 +255,7 @@ def test_push_files_and_staged_contents_have_no_pickle_checkpoint_or_absolute_pa
 
 
 def test_public_text_shortens_absolute_paths_only(tmp_path, monkeypatch):
-    from lsr_hf.public import public_command, public_text
+    from lsr_hf.job.public import public_command, public_text
 
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "outputs" / "run"
@@ -297,7 +297,7 @@ def test_preflight_offline_missing_token_and_read_token_stop_training_before_dat
 def test_check_push_namespaces_and_visibility(hub, tmp_path):
     code = """
 import sys
-from lsr_hf.hub import HubError, check_push
+from lsr_hf.job.hub import HubError, check_push
 print(check_push("someone/new"))
 print(check_push("team/new").repo_id)
 print(check_push("bare").repo_id)
@@ -346,10 +346,10 @@ def test_push_visibility_private_makes_a_public_repo_private_and_never_the_rever
     hub.repos["someone/was-public"] = {"private": False, "files": {}}
     hub.repos["someone/was-private"] = {"private": True, "files": {}}
     env = hub_env(hub, tmp_path)
-    proc = run(["-m", "lsr_hf.cli", "push", str(out), "--repo-id", "someone/was-public", "--private"], env, tmp_path)
+    proc = run(["-m", "lsr_hf.job.cli", "push", str(out), "--repo-id", "someone/was-public", "--private"], env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert hub.repos["someone/was-public"]["private"] is True and hub.repos["someone/was-public"]["files"]
-    proc = run(["-m", "lsr_hf.cli", "push", str(out), "--repo-id", "someone/was-private", "--public"], env, tmp_path)
+    proc = run(["-m", "lsr_hf.job.cli", "push", str(out), "--repo-id", "someone/was-private", "--public"], env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert hub.repos["someone/was-private"]["private"] is True
     assert "is private and stays private" in proc.stderr
@@ -380,7 +380,7 @@ def test_train_with_push_then_failed_upload_keeps_the_run_and_retry_works(hub, t
     retry = shlex.split(line.split("retry with: ", 1)[1])
     assert retry[:2] == ["lsr-hf", "push"]
     hub.fail_commits = False
-    proc = run(["-m", "lsr_hf.cli", *retry[1:]], env, REPO, timeout=300)
+    proc = run(["-m", "lsr_hf.job.cli", *retry[1:]], env, REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = hub.repos["someone/tiny"]["files"]
     assert {"README.md", "model.safetensors", "results.json", "training_args.json"} <= set(files)

@@ -54,7 +54,7 @@ def cifar_runs(tmp_path_factory):
     cifar_shufflenetv2 need many more steps before their BatchNorm statistics do)."""
     if not SHARED_CIFAR10.is_dir():
         pytest.skip(f"real CIFAR-10 not found at {SHARED_CIFAR10} (../shared/data is only on the dev machines)")
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     root = tmp_path_factory.mktemp("cifar10")
     data = root / "data"
@@ -139,7 +139,7 @@ def _fsdd_slice(root: Path, n_train: int) -> Path:
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD not found at {FSDD} (../shared/data is only on the dev machines)")
 def test_real_fsdd_clips_give_the_job_predictions_without_lsr_hf(tmp_path):
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     data = _fsdd_slice(tmp_path / "fsdd", n_train=12)
     out = tmp_path / "audio"

@@ -1,4 +1,4 @@
-"""The model card (``lsr_hf.model_card``) for a Hub user: its Python blocks run as written where lsr-hf is not
+"""The model card (``lsr_hf.job.model_card``) for a Hub user: its Python blocks run as written where lsr-hf is not
 installed (``cifar_*`` and audio models through the code shipped in the folder), its metadata round-trips through
 ``huggingface_hub.ModelCard`` (license, a dataset id only for data from the Hub, a model-index name that is no path),
 and the card a push uploads has no absolute path in it."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from lsr_hf.model_card import write_model_card
+from lsr_hf.job.model_card import write_model_card
 from lsr_hf.recipe import load_recipe, write_resolved
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def results_for(recipe, command: str = "python scripts/train.py --recipe r.yaml"
 
 def image_folder(tmp_path: Path, name: str) -> Path:
     from lsr_hf.models import ModelConfig, build_image_model
-    from lsr_hf.processing import timm_pretrained_cfg
+    from lsr_hf.job.processing import timm_pretrained_cfg
 
     model = build_image_model(ModelConfig(name=name), 3, {0: "a", 1: "b", 2: "c"}).eval()
     cfg = {"input_size": (3, 32, 32), "mean": (0.5, 0.4, 0.3), "std": (0.25, 0.2, 0.3)}

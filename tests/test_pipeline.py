@@ -44,7 +44,7 @@ def run_blocks(card: str, cwd: Path, monkeypatch) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     out = tmp_path_factory.mktemp("demo") / "out"
     recipe = load_recipe(
@@ -82,7 +82,7 @@ def test_image_pipeline_reproduces_the_job_test_predictions(image_run):
 
 def test_image_preprocessing_is_in_config_json_of_the_model_and_checkpoints(image_run):
     from lsr_hf.data import DataConfig, prepare_data
-    from lsr_hf.processing import STALE_PRETRAINED_KEYS
+    from lsr_hf.job.processing import STALE_PRETRAINED_KEYS
 
     _, out = image_run
     data = prepare_data(DataConfig(name="demo"))
@@ -166,7 +166,7 @@ NATIVE_RATE, MODEL_RATE = 16000, 8000
 
 @pytest.fixture(scope="module")
 def audio_run(tmp_path_factory):
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     tmp = tmp_path_factory.mktemp("audio")
     # files at 16 kHz, trained at 8 kHz: the pipeline must resample as the job did
@@ -288,7 +288,7 @@ def test_feature_extractor_round_trips_through_auto_feature_extractor(tmp_path):
 def test_timm_pretrained_cfg_keeps_the_architecture_and_drops_the_weights_source():
     import timm
 
-    from lsr_hf.processing import STALE_PRETRAINED_KEYS, timm_pretrained_cfg
+    from lsr_hf.job.processing import STALE_PRETRAINED_KEYS, timm_pretrained_cfg
 
     default = dict(timm.create_model("resnet10t", pretrained=False).pretrained_cfg)
     assert default["hf_hub_id"] and default["input_size"] != (3, 28, 40)
@@ -301,8 +301,8 @@ def test_timm_pretrained_cfg_keeps_the_architecture_and_drops_the_weights_source
 def test_hub_upload_carries_the_preprocessing_and_the_card_points_at_the_repo(audio_run, tmp_path):
     import shutil
 
-    from lsr_hf.hub import push_files, stage_push
-    from lsr_hf.model_card import write_model_card
+    from lsr_hf.job.hub import push_files, stage_push
+    from lsr_hf.job.model_card import write_model_card
 
     results, out, _ = audio_run
     folder = tmp_path / "copy"

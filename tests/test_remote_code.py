@@ -12,7 +12,7 @@ import textwrap
 import torch
 
 from lsr_hf.models import AudioCNNFeatureExtractor, ModelConfig, build_audio_model, build_image_model
-from lsr_hf.processing import timm_pretrained_cfg
+from lsr_hf.job.processing import timm_pretrained_cfg
 
 NO_LSR_HF = "import sys\nsys.modules['lsr_hf'] = None  # `import lsr_hf` (and any lsr_hf.*) now fails\n"
 

@@ -65,7 +65,7 @@ def comparable(metrics: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> tuple[Path, dict]:
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     out = tmp_path_factory.mktemp("resume") / "full"
     results = run(demo_recipe(out), command="test")
@@ -92,7 +92,7 @@ def assert_same_run(resumed_dir: Path, resumed: dict, full_dir: Path, full: dict
 
 @pytest.mark.parametrize("step", [3, 6, 12], ids=["mid-epoch", "epoch-boundary", "last-step"])
 def test_resume_after_a_kill_at_any_checkpoint_gives_the_uninterrupted_run(uninterrupted, tmp_path, step) -> None:
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     full_dir, full = uninterrupted
     folder = stopped_after(full_dir, step, tmp_path / "out")
@@ -113,7 +113,7 @@ class CtrlC(TrainerCallback):
 
 
 def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_resume_gives_the_same_run(uninterrupted, tmp_path) -> None:
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     full_dir, full = uninterrupted
     out = tmp_path / "out"
@@ -138,7 +138,7 @@ def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_resume_gives_the_same_
 def test_results_record_the_train_loss_of_the_whole_run_after_a_resume(uninterrupted, tmp_path) -> None:
     """Trainer restarts its running loss sum at a resume; the job keeps it in the checkpoint, so train_loss is the
     mean over all steps, not the resumed steps' sum divided by all steps."""
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     full_dir, full = uninterrupted
     folder = stopped_after(full_dir, 9, tmp_path / "out")

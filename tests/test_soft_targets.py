@@ -541,12 +541,12 @@ def test_the_cifar10_mixup_recipe_loads():
 
 
 def test_job_trains_with_mixup_from_a_recipe(tmp_path):
-    """A few steps of the job's trainer (lsr_hf.train.build_trainer) from a recipe with mixup and CutMix on, on the
+    """A few steps of the job's trainer (lsr_hf.job.train.build_trainer) from a recipe with mixup and CutMix on, on the
     tiny cifar10 parquet: training batches are mixed on the device after augmentation, evaluation is not."""
     from data_fixtures import write_image_parquet
     from lsr_hf.data import prepare_data
     from lsr_hf.recipe import load_recipe
-    from lsr_hf.train import build_trainer
+    from lsr_hf.job.train import build_trainer
 
     root = write_image_parquet(tmp_path / "data", "cifar10", n_per_class=4)
     recipe = {

@@ -22,7 +22,7 @@ needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'lsr-hf[ray]')"
 )
 METHODS = ["ce", "lsr_os_tc"]
-# model.pretrained=true fails in lsr_hf.train.run, not in validation: the Hub is offline and the cache empty
+# model.pretrained=true fails in lsr_hf.job.train.run, not in validation: the Hub is offline and the cache empty
 FAILING = {"model.pretrained": [True, False]}
 
 

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from lsr_hf import timing
-from lsr_hf.timing import EpochTimer
+from lsr_hf.job import timing
+from lsr_hf.job.timing import EpochTimer
 
 
 class FakeClock:

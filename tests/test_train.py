@@ -159,7 +159,7 @@ class CrashAfterFirstCheckpoint:
 
 
 def test_resume_after_crash_matches_uninterrupted_run(tmp_path, image_recipe):
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     whole = load_recipe(image_recipe, [f"training.output_dir={tmp_path / 'whole'}"])
     crashed = load_recipe(image_recipe, [f"training.output_dir={tmp_path / 'crashed'}"])
@@ -175,7 +175,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, image_recipe):
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, image_recipe):
-    from lsr_hf.train import run
+    from lsr_hf.job.train import run
 
     recipe = load_recipe(image_recipe, [f"training.output_dir={tmp_path / 'none'}"])
     with pytest.raises(ValueError, match="no checkpoint"):
@@ -202,8 +202,8 @@ def test_two_process_ddp_with_torchrun(tmp_path, image_recipe):
 def test_hub_push_is_checked_before_the_output_folder_or_the_data(tmp_path, image_recipe, monkeypatch):
     """hub.push in offline mode (the tests' HF_HUB_OFFLINE=1) stops the job before anything is written or loaded;
     the push itself, against a fake Hub, is in tests/test_hub.py."""
-    from lsr_hf.hub import HubError
-    from lsr_hf.train import run
+    from lsr_hf.job.hub import HubError
+    from lsr_hf.job.train import run
 
     monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 30)
     recipe = load_recipe(
@@ -221,7 +221,7 @@ def test_job_trainer_loads_uint8_and_transforms_on_the_device(image_recipe):
     augmentation and evaluation batches exactly the eval collator's normalisation."""
     from lsr_hf.data import prepare_data
     from lsr_hf.data.image import ImageCollator
-    from lsr_hf.train import build_trainer
+    from lsr_hf.job.train import build_trainer
 
     recipe = load_recipe(image_recipe)
     data = prepare_data(recipe.data)
@@ -249,7 +249,7 @@ def test_lone_last_training_example_is_dropped_not_a_batchnorm_crash(tmp_path, i
     """30 training images at batch 29 would end each epoch on a batch of one, which BatchNorm cannot train on: the
     job's training loader drops it (one step an epoch, all 29-image batches), evaluation keeps every example."""
     from lsr_hf.data import prepare_data
-    from lsr_hf.train import build_trainer
+    from lsr_hf.job.train import build_trainer
 
     recipe_dict = yaml.safe_load(image_recipe.read_text())
     recipe_dict["training"].update(

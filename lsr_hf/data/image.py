@@ -7,7 +7,7 @@ forward pass, so ``decode_images`` decodes each split once, in batches, into an 
 ``ImageCollator`` passes it on as uint8, a quarter of float32's bytes to pin and copy. ``ImageBatchTransform``
 augments a whole batch at once with tensor ops (one gather for crop + flip, one ``grid_sample`` for the rotation),
 each sample with its own random offset, flip and angle, then normalises. The ops are device-agnostic: used as a
-collator it runs on the CPU; the training job (``lsr_hf.train``) loads with ``ImageCollator`` instead and runs
+collator it runs on the CPU; the training job (``lsr_hf.job.train``) loads with ``ImageCollator`` instead and runs
 ``ImageBatchTransform.transform`` on the batch once it is on the GPU.
 
 Decoding is PIL's, straight from the encoded bytes: greyscale, palette, CMYK and RGBA images are converted to RGB,

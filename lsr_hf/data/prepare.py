@@ -38,7 +38,7 @@ class PreparedData:
     Images: items ``{"pixel_values": uint8 (3, H, W), "labels": int}``; ``train_collator`` augments and
     normalises, ``eval_collator`` only normalises, both give ``pixel_values`` float32 (B, 3, H, W). Both are
     ``ImageBatchTransform``s, whose ``transform`` also runs on a batch already on the GPU: the training job
-    (``lsr_hf.train``) loads uint8 batches and runs it there.
+    (``lsr_hf.job.train``) loads uint8 batches and runs it there.
     Audio: training items are segments ``{"input_values": (T,)}``, evaluation items whole clips
     ``{"input_values": (S, T)}`` (average the S segment logits); both collators just stack.
     ``num_skipped`` counts the undecodable images or audio files (over all splits), ``skipped`` names them per split
@@ -72,7 +72,7 @@ class PreparedData:
 
     @property
     def eval_preprocessing(self) -> dict[str, Any]:
-        """What evaluation feeds the model (for saving with the model, ``lsr_hf.processing``). Images:
+        """What evaluation feeds the model (for saving with the model, ``lsr_hf.job.processing``). Images:
         ``{"input_size": (3, H, W), "mean": (r, g, b), "std": (r, g, b)}``; audio: ``{"sample_rate": Hz,
         "segment_length": T samples, "num_segments": S}`` (a test clip is padded with zeros or cropped to S·T
         samples, scored as the mean of its S segments' logits)."""

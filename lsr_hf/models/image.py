@@ -65,7 +65,7 @@ def build_image_model(
         model_args=model_args,  # {} rather than null: timm.create_model("hf-hub:...") reads it with .get
         id2label=id2label,
         label2id=label2id,
-        # lets TimmWrapperImageProcessor.from_pretrained(dir) work; lsr_hf.processing.attach_preprocessing replaces
+        # lets TimmWrapperImageProcessor.from_pretrained(dir) work; lsr_hf.job.processing.attach_preprocessing replaces
         # timm's defaults (ImageNet size, mean/std, weights' source) with the training data's
         pretrained_cfg=dict(net.pretrained_cfg),
     )

@@ -34,7 +34,7 @@ to ``<output_dir>/<run name>``, a flat, stable name built from the grid override
 ``[A-Za-z0-9._+-]`` is sanitised and the name gets a ``~<hash>`` suffix so that it stays unique; a k-fold run has
 ``fold=<k>`` before the seed). A run whose
 ``results.json`` exists is skipped (after checking that it was made from the same recipe), an unfinished run resumes
-from its last checkpoint if it has one and restarts otherwise. Runs execute through :func:`lsr_hf.train.run` (what
+from its last checkpoint if it has one and restarts otherwise. Runs execute through :func:`lsr_hf.job.train.run` (what
 ``scripts/train.py`` runs): by default in this process, one after the other; with ``backend="ray"`` each run is a Ray
 task with its own CPUs/GPUs, side by side on this machine or over a cluster (:mod:`lsr_hf.sweep.ray_backend`). With
 either backend a failed run is reported (name, error, log) and the others go on; :class:`SweepFailure` is raised at

@@ -1,4 +1,4 @@
-"""Executing planned runs, whatever the backend: training one run through :func:`lsr_hf.train.run`, the progress
+"""Executing planned runs, whatever the backend: training one run through :func:`lsr_hf.job.train.run`, the progress
 line after each, and the failure that ends a sweep with failed runs."""
 
 from __future__ import annotations
@@ -114,10 +114,10 @@ def error_line(err: BaseException) -> str:
 
 
 def train_planned(planned: PlannedRun, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    """Trains one planned run through :func:`lsr_hf.train.run` (resuming when its status says so; ``overwrite``:
+    """Trains one planned run through :func:`lsr_hf.job.train.run` (resuming when its status says so; ``overwrite``:
     a restarted run replaces what its unfinished attempt left, and the Ray backend's ``train.log`` may already be
     in the folder): what both backends call, the Ray backend inside its worker."""
-    from lsr_hf.train import run as train_run
+    from lsr_hf.job.train import run as train_run
 
     return train_run(
         planned.recipe,

@@ -25,7 +25,7 @@ import torch
 
 from lsr_hf.metrics.functional import ECE_BINS, accuracy, expected_calibration_error, negative_log_likelihood
 from lsr_hf.models.audio import clip_logits
-from lsr_hf.outputs import PREDICTIONS_FILE
+from lsr_hf.job.outputs import PREDICTIONS_FILE
 from lsr_hf.sweep.results import ConfigResult
 
 VOTES = ("logits", "probabilities", "segments")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsr_hf.outputs import RESULTS_FILE
+from lsr_hf.job.outputs import RESULTS_FILE
 from lsr_hf.recipe import Recipe, RecipeError, load_recipe
 from lsr_hf.sweep.common import SweepError, recipe_identity, recipe_view
 from lsr_hf.sweep.spec import SweepSpec, expand_grids, run_name, yaml_text
@@ -68,7 +68,7 @@ def plan_sweep(spec: SweepSpec, output_dir: str | os.PathLike[str] | None = None
         except RecipeError as err:
             errors.setdefault(str(err).replace("(from --set)", "(from the sweep)"), []).append(name)
             continue
-        try:  # what lsr_hf.train.run checks first, before loading data (a dataset without a spec: once loaded)
+        try:  # what lsr_hf.job.train.run checks first, before loading data (a dataset without a spec: once loaded)
             if recipe.data.builtin:
                 recipe.loss.check_num_classes(get_spec(recipe.data.name).num_classes)
         except ValueError as err:

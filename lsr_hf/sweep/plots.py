@@ -19,7 +19,7 @@ from lsr_hf.sweep.common import (
     sort_key,
 )
 from lsr_hf.sweep.results import ConfigResult, seed_mean, shared_seeds
-from lsr_hf.outputs import PREDICTIONS_FILE
+from lsr_hf.job.outputs import PREDICTIONS_FILE
 
 
 def _plot_name(kind: str, dataset: str, parts: Sequence[str], several_datasets: bool) -> str:

@@ -1,5 +1,5 @@
 """The Ray backend of ``run_sweep``: every unfinished run of a sweep becomes one Ray task calling
-:func:`lsr_hf.train.run` with its recipe, on a worker holding the CPUs and GPUs it asked for.
+:func:`lsr_hf.job.train.run` with its recipe, on a worker holding the CPUs and GPUs it asked for.
 
 Without an address Ray starts a local instance (this machine, all its CPUs and GPUs; it is shut down at the end);
 with one (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) the runs spread over that cluster. When Ray is already

@@ -24,7 +24,7 @@ from lsr_hf.sweep.paired import PAIRED_METRICS, PairedRow, paired_differences
 from lsr_hf.sweep.plots import write_heatmaps, write_reliability
 from lsr_hf.sweep.results import ConfigResult, RunRecord, collect_runs, summarize_runs
 from lsr_hf.sweep.transfer import TransferRow, summarize_transfer, transfer_rows
-from lsr_hf.outputs import RESULTS_FILE
+from lsr_hf.job.outputs import RESULTS_FILE
 
 
 def write_report(directory: str | os.PathLike[str], select_by: str = DEFAULT_SELECTION) -> list[Path]:

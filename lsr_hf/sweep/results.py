@@ -28,7 +28,7 @@ from lsr_hf.sweep.common import (
     sort_key,
     selection_criterion,
 )
-from lsr_hf.outputs import RESULTS_FILE
+from lsr_hf.job.outputs import RESULTS_FILE
 
 
 class Replicate(NamedTuple):
@@ -85,7 +85,7 @@ def collect_runs(directory: str | os.PathLike[str]) -> list[RunRecord]:
         except json.JSONDecodeError as err:
             raise SweepError(f"{path}: not valid JSON ({err}); delete it to re-run that run") from err
         if not isinstance(results, dict) or not isinstance(results.get("recipe"), dict):
-            raise SweepError(f"{path}: not a results.json written by lsr_hf.train.run (no 'recipe' mapping)")
+            raise SweepError(f"{path}: not a results.json written by lsr_hf.job.train.run (no 'recipe' mapping)")
         metrics = dict(results.get("metrics") or {})
         if "train_seconds_per_epoch" not in metrics and results.get("resumed_from") is None:
             metrics["train_seconds_per_epoch"] = _seconds_per_epoch(metrics)
@@ -102,7 +102,7 @@ def collect_runs(directory: str | os.PathLike[str]) -> list[RunRecord]:
 
 
 def _seconds_per_epoch(metrics: dict[str, Any]) -> float:
-    """``train_runtime / epoch`` for results written before runs timed their epochs (``lsr_hf.timing``): right
+    """``train_runtime / epoch`` for results written before runs timed their epochs (``lsr_hf.job.timing``): right
     for a run that was not resumed and evaluated nothing during training; NaN when either number is missing."""
     runtime, epochs = metrics.get("train_runtime"), metrics.get("epoch")
     try:

@@ -50,7 +50,7 @@ def run_sweep(
             task with the resources of ``ray_options`` (:mod:`lsr_hf.sweep.ray_backend`), side by side.
         ray_options: where and how the Ray backend runs (default :class:`RayOptions()`: a local Ray instance).
 
-    Both backends train through :func:`lsr_hf.train.run` into the same folders. A run that raises is reported (name,
+    Both backends train through :func:`lsr_hf.job.train.run` into the same folders. A run that raises is reported (name,
     error, log) and the other runs go on; once they are done, and the report written, :class:`SweepFailure` is
     raised naming the failed runs. An interrupt (Ctrl-C) stops the sweep at once; finished runs are kept.
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from lsr_hf.errors import EXIT_WRITE_FAILED, JobError
-from lsr_hf.public import public_data, public_text
+from lsr_hf.job.public import public_data, public_text
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def stage_push(
 ) -> list[str]:  # fmt: skip
     """Writes the files a push of ``run_dir`` uploads into ``dest`` (made public: module docstring), with the card
     written again to load the model from ``repo_id``; returns the names of the files in ``dest``, sorted."""
-    from lsr_hf.model_card import write_model_card
+    from lsr_hf.job.model_card import write_model_card
 
     folder, dest = Path(run_dir), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -227,7 +227,7 @@ def stage_push(
 
 def _finished_run(folder: Path) -> tuple[Any, dict[str, Any]]:
     """The recipe (``recipe.yaml``) and results (``results.json``) of the finished run in ``folder``."""
-    from lsr_hf.outputs import RESULTS_FILE, finished_results
+    from lsr_hf.job.outputs import RESULTS_FILE, finished_results
     from lsr_hf.recipe import RecipeError, load_recipe
 
     if not folder.is_dir():
@@ -279,7 +279,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def commit_message(recipe: Any) -> str:
     """``lsr-hf: <model> trained with <method> on <dataset>`` (the dataset as the card names it: never a path)."""
-    from lsr_hf.model_card import dataset_label
+    from lsr_hf.job.model_card import dataset_label
 
     return f"lsr-hf: {recipe.model.name} trained with {recipe.loss.method} on {dataset_label(recipe.data)}"
 

@@ -4,7 +4,7 @@
     lsr-hf train --recipe recipes/gtzan_ostc.yaml [--set loss.alpha=0.3 ...] [--resume] [--overwrite]
     python scripts/train.py --recipe recipes/gtzan_ostc.yaml                        # the same
     accelerate launch -q scripts/train.py --recipe recipes/gtzan_ostc.yaml          # under a launcher
-    accelerate launch -q -m lsr_hf.cli train --recipe recipes/gtzan_ostc.yaml       # the same
+    accelerate launch -q -m lsr_hf.job.cli train --recipe recipes/gtzan_ostc.yaml       # the same
     lsr-hf push outputs/gtzan_lsr_os_tc --repo-id you/gtzan-ostc [--private]       # a finished run to the Hub
 """
 
@@ -20,7 +20,7 @@ TRAIN_DOC = """Train a model from a recipe:
     lsr-hf train --recipe recipes/gtzan_ostc.yaml [--set loss.alpha=0.3 ...] [--resume] [--overwrite]
     accelerate launch -q scripts/train.py --recipe recipes/gtzan_ostc.yaml [...]   (the same, under a launcher)
 
-The job itself is ``lsr_hf.train.run``; this command only parses the command line. A malformed recipe, unusable data
+The job itself is ``lsr_hf.job.train.run``; this command only parses the command line. A malformed recipe, unusable data
 (a dataset that cannot be fetched: Hub out of reach, wrong id, private; a data.path with nothing usable) or an output
 folder that holds another run exits with status 2 and a message (``error: ...``) before training, and so does a
 ``hub.push`` that cannot happen (offline mode, no token, no write access); a diverged training loss exits with
@@ -57,7 +57,7 @@ def train(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from lsr_hf.train import run, summary_line  # heavy imports only after the recipe is known to be valid
+    from lsr_hf.job.train import run, summary_line  # heavy imports only after the recipe is known to be valid
 
     try:
         results = run(recipe, resume=args.resume, overwrite=args.overwrite)
@@ -74,9 +74,9 @@ def train(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 
 def push(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Pushes a finished run to the Hub (``lsr_hf.hub.main``); returns the exit status (0, 2 cannot push, 4 the
+    """Pushes a finished run to the Hub (``lsr_hf.job.hub.main``); returns the exit status (0, 2 cannot push, 4 the
     upload failed)."""
-    from lsr_hf.hub import main as push_main
+    from lsr_hf.job.hub import main as push_main
 
     return push_main(argv, prog=prog)
 

@@ -3,8 +3,8 @@
 Order, as in HF's example scripts: output folder check → seed → data → model → OSTCTrainer → train (or resume)
 → evaluate on the validation and test splits → save → the test logits, the model card and ``results.json`` (last, so
 it exists only for a finished run) → push to the Hub when the recipe asks. A diverged loss stops the job before the
-save (``lsr_hf.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.outputs``), and so
-does a push that cannot happen (``lsr_hf.hub.check_push``: offline, no token, no write access).
+save (``lsr_hf.job.guards``); a non-empty output folder stops it before the data is loaded (``lsr_hf.job.outputs``), and so
+does a push that cannot happen (``lsr_hf.job.hub.check_push``: offline, no token, no write access).
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from lsr_hf.data import PreparedData, prepare_data
 from lsr_hf.data.image import ImageBatchTransform, ImageCollator
 from lsr_hf.data.mixup import build_mixup
 from lsr_hf.errors import DataError, OutputWriteError, TrainingInterrupted
-from lsr_hf.guards import DivergenceGuard, GracefulInterrupt, uniform_prediction_loss
-from lsr_hf.hub import TRAINING_ARGS_FILE, HubError, PushFailed, check_push, push_run, retry_command
+from lsr_hf.job.guards import DivergenceGuard, GracefulInterrupt, uniform_prediction_loss
+from lsr_hf.job.hub import TRAINING_ARGS_FILE, HubError, PushFailed, check_push, push_run, retry_command
 from lsr_hf.metrics import build_compute_metrics
-from lsr_hf.model_card import write_model_card
+from lsr_hf.job.model_card import write_model_card
 from lsr_hf.models import build_audio_model, build_image_model
 from lsr_hf.models.audio import predict_segment_logits
-from lsr_hf.outputs import (
+from lsr_hf.job.outputs import (
     PREDICTIONS_FILE,
     RESULTS_FILE,
     interrupted_message,
@@ -46,10 +46,10 @@ from lsr_hf.outputs import (
     plan_output_dir,
     write_json,
 )
-from lsr_hf.processing import attach_preprocessing
+from lsr_hf.job.processing import attach_preprocessing
 from lsr_hf.recipe import Recipe, check_recipe, write_resolved
 from lsr_hf.schedule import ScheduleConfig, multistep_with_warmup
-from lsr_hf.timing import EpochTimer
+from lsr_hf.job.timing import EpochTimer
 from lsr_hf.trainer import OSTCTrainer
 
 logger = logging.getLogger(__name__)
@@ -199,14 +199,14 @@ def run(
             equivalent ``scripts/train.py`` command); default: this process's own (``sys.argv``).
 
     Raises:
-        lsr_hf.hub.HubError: ``hub.push`` is on but the push cannot happen (offline mode, no token, no write access
+        lsr_hf.job.hub.HubError: ``hub.push`` is on but the push cannot happen (offline mode, no token, no write access
             to ``hub.repo_id``); raised before the output folder is touched or any data is loaded.
-        lsr_hf.hub.PushFailed: the upload after training failed; the finished run is kept on disk and the message
+        lsr_hf.job.hub.PushFailed: the upload after training failed; the finished run is kept on disk and the message
             gives the ``lsr-hf push`` command that retries it.
         lsr_hf.errors.OutputDirError: ``training.output_dir`` holds another run (and neither flag says what to do
             with it), is not writable, or has nothing to resume; raised before any data is loaded.
         lsr_hf.errors.DataError: data that cannot be trained on (``lsr_hf.data.prepare_data``).
-        lsr_hf.errors.TrainingDiverged: the loss became non-finite or exploded (``lsr_hf.guards``); nothing is saved.
+        lsr_hf.errors.TrainingDiverged: the loss became non-finite or exploded (``lsr_hf.job.guards``); nothing is saved.
         lsr_hf.errors.OutputWriteError: a checkpoint or the model could not be written (a full disk); the complete
             checkpoints saved before are kept.
         lsr_hf.errors.TrainingInterrupted: Ctrl-C (a ``KeyboardInterrupt``): during training, the run stops at the
@@ -317,7 +317,7 @@ def _train(
         with writing_outputs(output_dir, "the results"):
             np.savez(output_dir / PREDICTIONS_FILE, logits=logits.astype(np.float32), labels=test.label_ids, **extra)
             write_model_card(output_dir, recipe, results)
-            write_json(output_dir / RESULTS_FILE, results)  # last: it marks a finished run (lsr_hf.outputs)
+            write_json(output_dir / RESULTS_FILE, results)  # last: it marks a finished run (lsr_hf.job.outputs)
     push_failed: PushFailed | None = None
     if trainer.is_world_process_zero() and recipe.hub.push:
         try:
@@ -385,7 +385,7 @@ def _environment(world_size: int) -> dict[str, Any]:
 
 
 def _push_to_hub(output_dir: Path, recipe: Recipe) -> None:
-    """Uploads the finished run (``lsr_hf.hub.push_run``: the model, card, recipe, results; not the checkpoints, no
+    """Uploads the finished run (``lsr_hf.job.hub.push_run``: the model, card, recipe, results; not the checkpoints, no
     pickles, no absolute paths). The token is whatever huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``);
     it is never read or written here. A failure raises ``PushFailed`` naming the command that retries the push; the
     run folder stays as it is."""

@@ -1,5 +1,5 @@
 """What may leave this machine: text, command lines and JSON-like data with their absolute paths shortened, for
-the files a Hub push uploads (:mod:`lsr_hf.hub`) and the model card written for it (:mod:`lsr_hf.model_card`).
+the files a Hub push uploads (:mod:`lsr_hf.job.hub`) and the model card written for it (:mod:`lsr_hf.job.model_card`).
 
 A path under the current folder becomes relative to it, the run folder itself its name, any other absolute path its
 last component: no user name, home folder or mount point of the training machine is published.

@@ -7,7 +7,7 @@ trained the model, the preprocessing it expects (read back from the saved ``conf
 ``pipeline``, the ``Auto*`` classes and timm without lsr-hf (``trust_remote_code=True`` for the models whose code
 ships in the folder: the ``cifar_*`` nets and the audio model); ``tests/test_pipeline.py`` runs every Python block of a
 generated card. The card's metadata has the license (``hub.license``) and, only for data from the Hub, the dataset
-id; the card a push uploads (``lsr_hf.hub``) has no absolute path in it.
+id; the card a push uploads (``lsr_hf.job.hub``) has no absolute path in it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lsr_hf.data.config import AUTO, DataConfig
 from lsr_hf.losses import METHOD_SPECS
 from lsr_hf.metrics.compute import METRIC_NAMES, METRIC_SPECS
 from lsr_hf.metrics.functional import ECE_BINS
-from lsr_hf.outputs import PREDICTIONS_FILE
+from lsr_hf.job.outputs import PREDICTIONS_FILE
 from lsr_hf.recipe import Recipe
 
 REPORTED = METRIC_NAMES  # the card's metrics, labelled as METRIC_SPECS says; the method's title: METHOD_SPECS
@@ -67,8 +67,8 @@ def write_model_card(
 
     The code in the card loads the model from ``hub.repo_id`` when the recipe pushes it, else from ``output_dir``
     as written (a path relative to where training was launched stays relative). ``public`` (the card a push
-    uploads): every absolute path in it is shortened (``lsr_hf.public.public_text``), the command line included."""
-    from lsr_hf.public import public_command, public_text
+    uploads): every absolute path in it is shortened (``lsr_hf.job.public.public_text``), the command line included."""
+    from lsr_hf.job.public import public_command, public_text
 
     output_dir = Path(output_dir)
     to = output_dir if to is None else Path(to)
